@@ -1,0 +1,48 @@
+# Serverless model platform. `make up` runs it locally; `make test` runs the test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BUILD ?= build
+# Terraform cannot reach its registry here: use a local provider mirror when one exists.
+TF_PLUGIN_MIRROR ?= $(firstword $(wildcard /opt/tf-plugins $(HOME)/.terraform.d/plugins \
+	/usr/local/share/terraform/plugins /usr/share/terraform/plugins))
+TF_CLI_CONFIG := $(abspath $(BUILD))/terraformrc
+export TF_CLI_CONFIG_FILE := $(TF_CLI_CONFIG)
+PYTEST_ARGS ?=
+
+.PHONY: help install test lint fmt up demo bench build clean terraformrc
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv and install the platform with its dev tools
+
+terraformrc: ## write the Terraform CLI config (filesystem mirror when present)
+	@mkdir -p $(BUILD)
+	@if [ -n "$(TF_PLUGIN_MIRROR)" ] && [ -d "$(TF_PLUGIN_MIRROR)" ]; then \
+	  printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/*/*"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/*/*"]\n  }\n}\n' "$(TF_PLUGIN_MIRROR)" > $(TF_CLI_CONFIG); \
+	else : > $(TF_CLI_CONFIG); fi
+
+test: install terraformrc ## install and run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff and terraform fmt
+	$(VENV)/bin/ruff check .
+	@if command -v terraform >/dev/null && [ -d terraform ]; then terraform fmt -check -recursive terraform; fi
+
+fmt: install ## format Python and Terraform
+	$(VENV)/bin/ruff check --fix . || true
+	@if command -v terraform >/dev/null && [ -d terraform ]; then terraform fmt -recursive terraform; fi
+
+up: install terraformrc ## run the platform locally (no AWS, no Docker) until Ctrl-C
+	$(PY) scripts/local_platform.py up
+
+clean: ## remove build outputs and the local platform's state
+	rm -rf $(BUILD) .local .pytest_cache

@@ -1,0 +1,48 @@
+"""The platform contract: names shared by Terraform, the Lambda handler and modelctl.
+
+The facts live in ``contract.json`` beside this module so Terraform can read the very same file
+with ``jsondecode(file(...))``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+CONTRACT_PATH = Path(__file__).with_name("contract.json")
+_CONTRACT: dict[str, Any] = json.loads(CONTRACT_PATH.read_text())
+
+ENV: dict[str, str] = _CONTRACT["env"]
+ENV_TABLE = ENV["table"]
+ENV_BUCKET = ENV["bucket"]
+ENV_MODEL_NAME = ENV["model_name"]
+ENV_MODEL_VERSION = ENV["model_version"]
+ENV_ALLOW_PICKLE = ENV["allow_pickle"]
+ENV_MAX_BATCH_SIZE = ENV["max_batch_size"]
+ENV_CACHE_SIZE = ENV["cache_size"]
+ENV_ENDPOINT_URL = ENV["endpoint_url"]
+ENV_REGION = ENV["region"]
+
+PARTITION_KEY: str = _CONTRACT["table"]["partition_key"]
+SORT_KEY: str = _CONTRACT["table"]["sort_key"]
+SUMMARY_SORT_KEY: int = _CONTRACT["table"]["summary_sort_key"]
+ARTIFACT_PREFIX: str = _CONTRACT["artifact_prefix"]
+ALIAS_NAME: str = _CONTRACT["alias_name"]
+FUNCTION_NAME_PREFIX: str = _CONTRACT["function_name_prefix"]
+ROUTE_TEMPLATES: list[str] = _CONTRACT["routes"]
+
+
+def function_name(model_name: str) -> str:
+    """Name of the Lambda function that serves ``model_name``."""
+    return f"{FUNCTION_NAME_PREFIX}{model_name}"
+
+
+def artifact_key(model_name: str, sha256: str, extension: str) -> str:
+    """Content-addressed S3 key of an artifact."""
+    return f"{ARTIFACT_PREFIX}/{model_name}/{sha256}.{extension}"
+
+
+def route_keys(model_name: str) -> list[str]:
+    """API Gateway route keys of one model's endpoint."""
+    return [template.replace("{name}", model_name) for template in ROUTE_TEMPLATES]

@@ -1,0 +1,1 @@
+"""The local platform: the AWS emulator (moto server) and the local data plane."""

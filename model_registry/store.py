@@ -1,0 +1,223 @@
+"""The DynamoDB registry store.
+
+One table, partition key ``model_name``, sort key ``version``. Version 0 of each model is its summary
+item (latest version number, timestamps); versions 1..n are the version records. A registration
+writes the summary and the new version in one transaction, conditional on the latest number it
+read, so concurrent registrations never get the same number, never overwrite each other and leave
+no holes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from model_registry import contract
+from model_registry.errors import ConflictError, DependencyUnavailable, ModelNotFound, VersionNotFound
+from model_registry.records import STATUS_ARCHIVED, ModelVersion, utc_now, validate_model_name
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+RETRYABLE_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+
+
+def _to_ddb(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+@contextmanager
+def _dependency(what: str) -> Iterator[None]:
+    """Turn transport failures and throttling into :class:`DependencyUnavailable`."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in RETRYABLE_CODES or code == "ResourceNotFoundException":
+            raise DependencyUnavailable(f"model registry unavailable ({what}: {code}); retry later") from exc
+        raise
+    except BotoCoreError as exc:
+        raise DependencyUnavailable(f"model registry unreachable ({what}: {exc}); retry later") from exc
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One model as listed by :meth:`RegistryStore.list_models`."""
+
+    model_name: str
+    latest_version: int
+    created_at: str
+    updated_at: str
+
+
+class RegistryStore:
+    """Model versions in DynamoDB, reached through an injected boto3 client."""
+
+    def __init__(self, table_name: str, dynamodb_client: Any, *, max_attempts: int = 40) -> None:
+        self.table_name = table_name
+        self._ddb = dynamodb_client
+        self._max_attempts = max_attempts
+
+    def _key(self, model_name: str, version: int) -> dict[str, Any]:
+        return _to_ddb({contract.PARTITION_KEY: model_name, contract.SORT_KEY: version})
+
+    def _summary(self, model_name: str) -> dict[str, Any] | None:
+        with _dependency("get summary"):
+            response = self._ddb.get_item(
+                TableName=self.table_name,
+                Key=self._key(model_name, contract.SUMMARY_SORT_KEY),
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        return _from_ddb(item) if item else None
+
+    def register(self, record: ModelVersion) -> ModelVersion:
+        """Store ``record`` under the next free version number and return it with that number."""
+        validate_model_name(record.model_name)
+        for attempt in range(self._max_attempts):
+            summary = self._summary(record.model_name)
+            latest = int(summary["latest_version"]) if summary else 0
+            new = replace(record, version=latest + 1, created_at=record.created_at or utc_now())
+            if self._try_commit(new, latest):
+                return new
+            # Lost the race for this number: back off with jitter and read the new latest.
+            time.sleep(min(0.5, 0.01 * 2 ** min(attempt, 6)) * random.random())
+        raise ConflictError(
+            f"could not allocate a version for {record.model_name!r} after {self._max_attempts} attempts"
+        )
+
+    def _try_commit(self, record: ModelVersion, expected_latest: int) -> bool:
+        pk, sk = contract.PARTITION_KEY, contract.SORT_KEY
+        now = record.created_at
+        summary_update = {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": self._key(record.model_name, contract.SUMMARY_SORT_KEY),
+                "UpdateExpression": "SET latest_version = :new, updated_at = :now, "
+                "created_at = if_not_exists(created_at, :now)",
+                "ConditionExpression": "attribute_not_exists(#pk) OR latest_version = :expected",
+                "ExpressionAttributeNames": {"#pk": pk},
+                "ExpressionAttributeValues": _to_ddb(
+                    {":new": record.version, ":now": now, ":expected": expected_latest}
+                ),
+            }
+        }
+        version_put = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": _to_ddb(record.to_item()),
+                "ConditionExpression": "attribute_not_exists(#pk) AND attribute_not_exists(#sk)",
+                "ExpressionAttributeNames": {"#pk": pk, "#sk": sk},
+            }
+        }
+        try:
+            with _dependency("register"):
+                self._ddb.transact_write_items(TransactItems=[summary_update, version_put])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {
+                "TransactionCanceledException",
+                "ConditionalCheckFailedException",
+                "TransactionConflictException",
+            }:
+                return False
+            raise
+        return True
+
+    def get_version(self, model_name: str, version: int) -> ModelVersion:
+        """One version record; :class:`ModelNotFound` or :class:`VersionNotFound` when absent."""
+        validate_model_name(model_name)
+        if version < 1:
+            raise VersionNotFound(f"model {model_name!r} has no version {version}")
+        with _dependency("get version"):
+            response = self._ddb.get_item(
+                TableName=self.table_name, Key=self._key(model_name, version), ConsistentRead=True
+            )
+        item = response.get("Item")
+        if item:
+            return ModelVersion.from_item(_from_ddb(item))
+        if self._summary(model_name) is None:
+            raise ModelNotFound(f"model {model_name!r} is not registered")
+        raise VersionNotFound(f"model {model_name!r} has no version {version}")
+
+    def latest_version(self, model_name: str) -> ModelVersion:
+        """The newest registered version of a model."""
+        summary = self._summary(model_name)
+        if summary is None:
+            raise ModelNotFound(f"model {model_name!r} is not registered")
+        return self.get_version(model_name, int(summary["latest_version"]))
+
+    def list_versions(self, model_name: str, *, include_archived: bool = True) -> list[ModelVersion]:
+        """All versions of a model, newest first."""
+        validate_model_name(model_name)
+        records: list[ModelVersion] = []
+        with _dependency("list versions"):
+            paginator = self._ddb.get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self.table_name,
+                KeyConditionExpression="#pk = :name AND #sk > :zero",
+                ExpressionAttributeNames={"#pk": contract.PARTITION_KEY, "#sk": contract.SORT_KEY},
+                ExpressionAttributeValues=_to_ddb({":name": model_name, ":zero": 0}),
+                ScanIndexForward=False,
+                ConsistentRead=True,
+            ):
+                records.extend(ModelVersion.from_item(_from_ddb(item)) for item in page["Items"])
+        if not records and self._summary(model_name) is None:
+            raise ModelNotFound(f"model {model_name!r} is not registered")
+        if not include_archived:
+            records = [r for r in records if r.status != STATUS_ARCHIVED]
+        return records
+
+    def list_models(self) -> list[ModelSummary]:
+        """Every registered model, by name."""
+        summaries: list[ModelSummary] = []
+        with _dependency("list models"):
+            paginator = self._ddb.get_paginator("scan")
+            for page in paginator.paginate(
+                TableName=self.table_name,
+                FilterExpression="#sk = :zero",
+                ExpressionAttributeNames={"#sk": contract.SORT_KEY},
+                ExpressionAttributeValues=_to_ddb({":zero": contract.SUMMARY_SORT_KEY}),
+            ):
+                for raw in page["Items"]:
+                    item = _from_ddb(raw)
+                    summaries.append(
+                        ModelSummary(
+                            model_name=item[contract.PARTITION_KEY],
+                            latest_version=int(item["latest_version"]),
+                            created_at=item.get("created_at", ""),
+                            updated_at=item.get("updated_at", ""),
+                        )
+                    )
+        return sorted(summaries, key=lambda s: s.model_name)
+
+    def archive_version(self, model_name: str, version: int) -> ModelVersion:
+        """Mark a version archived (it stays readable; it is not deleted)."""
+        record = self.get_version(model_name, version)
+        with _dependency("archive"):
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self._key(model_name, version),
+                UpdateExpression="SET #status = :archived",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#status": "status", "#pk": contract.PARTITION_KEY},
+                ExpressionAttributeValues=_to_ddb({":archived": STATUS_ARCHIVED}),
+            )
+        return replace(record, status=STATUS_ARCHIVED)

@@ -1,0 +1,78 @@
+"""Fixtures: AWS credentials that can never reach AWS, in-process moto, moto server, example models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from model_registry import aws
+from model_registry.examples import ExampleModel, train_all
+from model_registry.service import RegistryService
+from model_registry.settings import Settings
+from tests.helpers import create_registry, moto_server
+
+# Never talk to real AWS from tests.
+for _key, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}.items():
+    os.environ[_key] = _value
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture(scope="session")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ExampleModel]:
+    """The three example models, really trained once per session."""
+    out = tmp_path_factory.mktemp("examples")
+    return {e.name: e for e in train_all(out)}
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(table_name="registry-test", bucket_name="artifacts-test", region="us-east-1")
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[RegistryService]:
+    """A registry service against in-process moto."""
+    from moto import mock_aws
+
+    aws.client.cache_clear()
+    with mock_aws():
+        create_registry(settings)
+        yield RegistryService.from_settings(settings)
+    aws.client.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto in server mode on 127.0.0.1, shared by the session's integration tests."""
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def server_settings(moto_url: str, request: pytest.FixtureRequest) -> Settings:
+    """Settings with a fresh table and bucket on the moto server."""
+    suffix = abs(hash(request.node.nodeid)) % 10**8
+    settings = Settings(
+        table_name=f"registry-{suffix}",
+        bucket_name=f"artifacts-{suffix}",
+        region="us-east-1",
+        endpoint_url=moto_url,
+    )
+    create_registry(settings)
+    return settings
+
+
+@pytest.fixture
+def examples_dir(examples: dict[str, ExampleModel]) -> Path:
+    return next(iter(examples.values())).artifact.parent

@@ -1,0 +1,42 @@
+"""Shared test helpers: emulator set-up, registry tables and buckets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+
+from model_registry import contract
+from model_registry.local.emulator import Emulator
+from model_registry.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def create_registry(settings: Settings) -> None:
+    """Create the registry table and artifact bucket as Terraform's registry module does."""
+    session = boto3.session.Session()
+    ddb = session.client("dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url)
+    ddb.create_table(
+        TableName=settings.table_name,
+        AttributeDefinitions=[
+            {"AttributeName": contract.PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": contract.SORT_KEY, "AttributeType": "N"},
+        ],
+        KeySchema=[
+            {"AttributeName": contract.PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": contract.SORT_KEY, "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    s3 = session.client("s3", region_name=settings.region, endpoint_url=settings.endpoint_url)
+    s3.create_bucket(Bucket=settings.bucket_name)
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """Run moto in server mode on 127.0.0.1 for the duration of the block; yield its URL."""
+    with Emulator() as emulator:
+        yield emulator.url

@@ -29,13 +29,23 @@ SORT_KEY: str = _CONTRACT["table"]["sort_key"]
 SUMMARY_SORT_KEY: int = _CONTRACT["table"]["summary_sort_key"]
 ARTIFACT_PREFIX: str = _CONTRACT["artifact_prefix"]
 ALIAS_NAME: str = _CONTRACT["alias_name"]
-FUNCTION_NAME_PREFIX: str = _CONTRACT["function_name_prefix"]
+ENV_PLATFORM_NAME = ENV["platform_name"]
+DEFAULT_PLATFORM_NAME: str = _CONTRACT["default_platform_name"]
+FUNCTION_NAME_TEMPLATE: str = _CONTRACT["function_name_template"]
+TABLE_NAME_TEMPLATE: str = _CONTRACT["table_name_template"]
 ROUTE_TEMPLATES: list[str] = _CONTRACT["routes"]
+VERSION_HEADER: str = _CONTRACT["headers"]["model_version"]
+V2_HEADER_LENGTH: str = _CONTRACT["headers"]["v2_header_length"]
 
 
-def function_name(model_name: str) -> str:
-    """Name of the Lambda function that serves ``model_name``."""
-    return f"{FUNCTION_NAME_PREFIX}{model_name}"
+def function_name(platform: str, model_name: str) -> str:
+    """Name of the Lambda function that serves ``model_name`` on platform ``platform``."""
+    return FUNCTION_NAME_TEMPLATE.format(platform=platform, model=model_name)
+
+
+def table_name(platform: str) -> str:
+    """Name of the registry table of platform ``platform``."""
+    return TABLE_NAME_TEMPLATE.format(platform=platform)
 
 
 def artifact_key(model_name: str, sha256: str, extension: str) -> str:

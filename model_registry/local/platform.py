@@ -12,7 +12,7 @@ from model_registry import aws, contract
 from model_registry.local.emulator import DUMMY_CREDENTIALS, Emulator, is_up
 from model_registry.settings import Settings
 
-TABLE = "model-registry"
+TABLE = "mlp-registry"
 BUCKET = "model-artifacts-local"
 
 
@@ -58,23 +58,35 @@ def run_up(emulator_port: int, port: int, state_dir: str) -> int:
         ddb = aws.client_for("dynamodb", settings)
         ddb.create_table(
             TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": contract.PARTITION_KEY, "AttributeType": "S"},
-                                  {"AttributeName": contract.SORT_KEY, "AttributeType": "N"}],
-            KeySchema=[{"AttributeName": contract.PARTITION_KEY, "KeyType": "HASH"},
-                       {"AttributeName": contract.SORT_KEY, "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": contract.PARTITION_KEY, "AttributeType": "S"},
+                {"AttributeName": contract.SORT_KEY, "AttributeType": "N"},
+            ],
+            KeySchema=[
+                {"AttributeName": contract.PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": contract.SORT_KEY, "KeyType": "RANGE"},
+            ],
             BillingMode="PAY_PER_REQUEST",
         )
         aws.client_for("s3", settings).create_bucket(Bucket=BUCKET)
         _say("training example models on scikit-learn's bundled datasets")
         service = RegistryService.from_settings(settings)
         for example in train_all(state / "examples"):
-            record = service.register(example.name, example.artifact, feature_names=example.feature_names,
-                                      metrics=example.metrics, description=example.description,
-                                      created_by="make-up", progress=False)
+            record = service.register(
+                example.name,
+                example.artifact,
+                feature_names=example.feature_names,
+                metrics=example.metrics,
+                description=example.description,
+                created_by="make-up",
+                progress=False,
+            )
             _say(f"registered {record.model_name} v{record.version}")
         env_file = state / "platform.env"
         write_env_file(env_file, env)
-        _say(f"ready. In another terminal: `source {env_file}` then `modelctl models`, or `modelctl --local models`")
+        _say(
+            f"ready. In another terminal: `source {env_file}; modelctl models` or `modelctl --local models`"
+        )
         _say("Ctrl-C stops everything")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while emulator.process is not None and emulator.process.poll() is None:

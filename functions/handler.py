@@ -1,0 +1,240 @@
+"""Lambda handler serving one model: versioned predict routes, metadata and the Open Inference Protocol.
+
+Everything expensive happens at init (module import): settings, boto3 clients, registry lookup, artifact
+fetch, sha256 check and model load. A request only decodes, validates, predicts and encodes.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions import routes
+from model_registry import codecs, contract
+from model_registry.errors import InvalidInput, RegistryError
+from model_registry.service import RegistryService
+from model_registry.serving import ModelServer, ServedModel, parse_pin, parse_version
+from model_registry.settings import Settings
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "model-serving"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ModelPlatform"))
+tracer = Tracer()
+app = APIGatewayHttpResolver()
+
+SETTINGS = Settings.from_env()
+MODEL_NAME = os.environ.get(contract.ENV_MODEL_NAME, "")
+SERVER = ModelServer(
+    RegistryService.from_settings(SETTINGS),
+    MODEL_NAME,
+    parse_pin(os.environ.get(contract.ENV_MODEL_VERSION)),
+    cache_size=SETTINGS.cache_size,
+)
+metrics.set_default_dimensions(model=MODEL_NAME)
+logger.append_keys(model_name=MODEL_NAME)
+JSON_TYPES = ("application/json", "text/json")
+ACCEPTED_TYPES = (*JSON_TYPES, "application/octet-stream")
+
+
+def _segment(name: str) -> AbstractContextManager[Any]:
+    return nullcontext() if tracer.disabled else tracer.provider.in_subsegment(name)
+
+
+def _init() -> None:
+    """Load the pinned model during the init phase; on failure requests answer 503 and retry."""
+    start = time.perf_counter()
+    try:
+        with _segment("load_model"):
+            served = SERVER.load_pinned()
+    except RegistryError as exc:
+        logger.error("model load failed at init", extra={"error": exc.message, "code": exc.code})
+        return
+    logger.info(
+        "model loaded",
+        extra={
+            "model_version": served.version,
+            "load_ms": round((time.perf_counter() - start) * 1000, 1),
+            "registry_ms": round(served.timings.registry_ms, 1),
+            "fetch_ms": round(served.timings.fetch_ms, 1),
+            "verify_ms": round(served.timings.verify_ms, 1),
+            "deserialize_ms": round(served.timings.load_ms, 1),
+        },
+    )
+
+
+if MODEL_NAME:
+    _init()
+_pending_load_metric = SERVER.pinned is not None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _json(status: int, body: dict[str, Any], version: str | None = None) -> Response:
+    headers = {contract.VERSION_HEADER: version} if version else None
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
+
+
+def _request_body() -> tuple[bytes | str | None, str]:
+    event = app.current_event
+    content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type and not content_type.startswith(ACCEPTED_TYPES) and not content_type.endswith("+json"):
+        raise InvalidInput(
+            f"unsupported content type {content_type!r}: send application/json",
+            code="unsupported_media_type",
+            status=415,
+        )
+    body = event.body
+    if body is not None and event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True), content_type
+        except ValueError:
+            raise InvalidInput("body is not valid base64", code="malformed") from None
+    return body, content_type
+
+
+def _served(name: str, version: str | None) -> ServedModel:
+    SERVER.check_name(name)
+    served = SERVER.get(parse_version(version) if version is not None else None)
+    logger.append_keys(model_version=served.version)
+    metrics.add_dimension("model_version", str(served.version))
+    return served
+
+
+def _record_prediction(served: ServedModel, rows: int, start: float) -> None:
+    global _pending_load_metric
+    metrics.add_metric("Predictions", MetricUnit.Count, 1)
+    metrics.add_metric("PredictedRows", MetricUnit.Count, rows)
+    metrics.add_metric("PredictLatency", MetricUnit.Milliseconds, (time.perf_counter() - start) * 1000)
+    if _pending_load_metric and SERVER.pinned is not None:
+        timings = SERVER.pinned.timings
+        metrics.add_metric(
+            "ModelLoadTime",
+            MetricUnit.Milliseconds,
+            timings.registry_ms + timings.fetch_ms + timings.verify_ms + timings.load_ms,
+        )
+        _pending_load_metric = False
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@app.post(routes.PREDICT)
+@app.post(routes.PREDICT_VERSION)
+def predict(name: str, version: str | None = None) -> Response:
+    start = time.perf_counter()
+    served = _served(name, version)
+    body, _ = _request_body()
+    payload = codecs.parse_json(body)
+    with _segment("predict"):
+        result = SERVER.predict(served, payload, SETTINGS.max_batch_size)
+    _record_prediction(served, len(result["predictions"]), start)
+    return _json(200, result, str(served.version))
+
+
+@app.get(routes.METADATA)
+def metadata(name: str) -> Response:
+    SERVER.check_name(name)
+    served = SERVER.get()
+    return _json(200, SERVER.metadata(served), str(served.version))
+
+
+@app.get(routes.VERSION_METADATA)
+def version_metadata(name: str, version: str) -> Response:
+    SERVER.check_name(name)
+    return _json(200, SERVER.version_metadata(parse_version(version)), version)
+
+
+@app.post(routes.V2_INFER)
+@app.post(routes.V2_INFER_VERSION)
+def v2_infer(name: str, version: str | None = None) -> Response:
+    start = time.perf_counter()
+    served = _served(name, version)
+    body, _ = _request_body()
+    header_length = app.current_event.headers.get(contract.V2_HEADER_LENGTH.lower())
+    if header_length is not None:
+        raw = body.encode() if isinstance(body, str) else (body or b"")
+        if not header_length.isdigit():
+            raise InvalidInput(f"{contract.V2_HEADER_LENGTH} must be a number", code="malformed")
+        payload, binary = codecs.split_binary_body(raw, int(header_length))
+    else:
+        payload, binary = codecs.parse_json(body), b""
+    request = codecs.decode_v2_request(payload, binary, served.record.signature, SETTINGS.max_batch_size)
+    with _segment("predict"):
+        tensors = SERVER.infer_v2(served, request)
+    out, json_length = codecs.encode_v2_response(
+        MODEL_NAME, str(served.version), request.request_id, tensors, request.binary_outputs
+    )
+    _record_prediction(served, int(request.features.shape[0]), start)
+    headers = {contract.VERSION_HEADER: str(served.version)}
+    if json_length is None:
+        return Response(200, "application/json", out.decode(), headers)
+    headers[contract.V2_HEADER_LENGTH] = str(json_length)
+    return Response(200, "application/octet-stream", out, headers)
+
+
+@app.get(routes.V2_METADATA)
+@app.get(routes.V2_METADATA_VERSION)
+def v2_metadata(name: str, version: str | None = None) -> Response:
+    served = _served(name, version)
+    return _json(200, SERVER.v2_metadata(served), str(served.version))
+
+
+@app.get(routes.V2_READY)
+@app.get(routes.V2_READY_VERSION)
+def v2_ready(name: str, version: str | None = None) -> Response:
+    served = _served(name, version)
+    return _json(200, {"name": name, "version": str(served.version), "ready": True}, str(served.version))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@app.exception_handler(RegistryError)
+def registry_error(exc: RegistryError) -> Response:
+    metrics.add_metric(f"Errors.{exc.code}", MetricUnit.Count, 1)
+    metrics.add_metric("Errors", MetricUnit.Count, 1)
+    if exc.status >= 500:
+        logger.warning("request failed", extra={"code": exc.code, "error": exc.message})
+    headers = {"Retry-After": "5"} if exc.status == 503 else None
+    body: dict[str, Any] = {"error": exc.message, "code": exc.code}
+    if exc.status == 503:
+        body["retry"] = "the model or its registry is temporarily unavailable; retry after a few seconds"
+    return Response(exc.status, "application/json", body, headers)
+
+
+@app.not_found
+def not_found(exc: Exception) -> Response:
+    event = app.current_event
+    status, code, message = routes.classify_unmatched(event.request_context.http.method, event.raw_path)
+    metrics.add_metric("Errors", MetricUnit.Count, 1)
+    return Response(status, "application/json", {"error": message, "code": code})
+
+
+@app.exception_handler(Exception)
+def unexpected_error(exc: Exception) -> Response:
+    # A bug or a model that raised on valid input: answer, log the trace, keep the environment alive.
+    logger.exception("unhandled error")
+    metrics.add_metric("Errors", MetricUnit.Count, 1)
+    metrics.add_metric("Errors.prediction_failed", MetricUnit.Count, 1)
+    return Response(
+        500,
+        "application/json",
+        {"error": f"prediction failed: {type(exc).__name__}", "code": "prediction_failed"},
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point (API Gateway HTTP API, payload format 2.0)."""
+    logger.append_keys(model_name=MODEL_NAME)
+    metrics.add_metric("Requests", MetricUnit.Count, 1)  # every request flushes (and clears) its dimensions
+    return app.resolve(event, context)

@@ -1,0 +1,319 @@
+"""Request and response codecs: JSON / Open Inference Protocol (V2) <-> numpy. Pure: no I/O.
+
+Every check runs before the model sees anything; each failure raises :class:`InvalidInput` with the
+HTTP status and machine-readable code the API documents.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from model_registry.errors import InvalidInput
+from model_registry.records import Signature
+
+MAX_BODY_BYTES = 5 * 1024 * 1024  # under Lambda's 6 MB synchronous payload limit
+
+# Open Inference Protocol datatypes accepted as numeric model input.
+V2_DTYPES: dict[str, np.dtype[Any]] = {
+    "FP64": np.dtype("float64"),
+    "FP32": np.dtype("float32"),
+    "FP16": np.dtype("float16"),
+    "INT64": np.dtype("int64"),
+    "INT32": np.dtype("int32"),
+    "INT16": np.dtype("int16"),
+    "INT8": np.dtype("int8"),
+    "UINT64": np.dtype("uint64"),
+    "UINT32": np.dtype("uint32"),
+    "UINT16": np.dtype("uint16"),
+    "UINT8": np.dtype("uint8"),
+}
+NUMPY_TO_V2 = {v: k for k, v in V2_DTYPES.items()}
+OUTPUT_PREDICT = "predict"
+OUTPUT_PROBA = "predict_proba"
+
+
+def _unprocessable(message: str, code: str) -> InvalidInput:
+    return InvalidInput(message, code=code, status=422)
+
+
+def parse_json(body: str | bytes | None) -> Any:
+    """Parse a JSON body, mapping every way it can be broken to a 400/413."""
+    if body is None or body == "" or body == b"":
+        raise InvalidInput("request body is empty: send a JSON object", code="empty_body")
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidInput(f"request body exceeds {MAX_BODY_BYTES} bytes", code="body_too_large", status=413)
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise InvalidInput("request body is nested too deeply", code="invalid_json") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def _as_matrix(rows: Any, signature: Signature) -> np.ndarray:
+    """Rows (lists of numbers) to a 2-D float array, refusing strings, booleans and ragged rows."""
+    try:
+        array = np.asarray(rows)
+    except (ValueError, OverflowError) as exc:
+        raise _unprocessable(f"instances must be rows of equal length: {exc}", "wrong_shape") from None
+    if array.dtype.kind not in "fiu":
+        if array.dtype.kind == "b":
+            raise _unprocessable("features must be numbers, not booleans", "non_numeric")
+        if array.dtype.kind == "O" and array.ndim < 2:
+            raise _unprocessable("instances must be rows of equal length", "wrong_shape")
+        raise _unprocessable("features must be numbers (no strings, nulls or objects)", "non_numeric")
+    if array.ndim == 1 and array.size == signature.n_features and signature.n_features > 1:
+        raise _unprocessable("instances must be a list of rows, e.g. [[1.0, 2.0, ...]]", "wrong_shape")
+    if array.ndim != 2:
+        raise _unprocessable(
+            f"instances must be a 2-D list of rows, got {array.ndim} dimensions", "wrong_shape"
+        )
+    return array
+
+
+def _rows_from_objects(rows: list[Any], signature: Signature) -> list[list[Any]]:
+    names = signature.feature_names
+    if not names:
+        raise _unprocessable("this model has no feature names: send rows as lists", "no_feature_names")
+    expected = set(names)
+    out = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise _unprocessable(f"instance {index} mixes objects and lists", "wrong_shape")
+        keys = set(row)
+        if keys != expected:
+            missing, unknown = sorted(expected - keys), sorted(keys - expected)
+            detail = "; ".join(
+                p
+                for p in (f"missing {missing}" if missing else "", f"unknown {unknown}" if unknown else "")
+                if p
+            )
+            raise _unprocessable(f"instance {index} has the wrong features: {detail}", "wrong_features")
+        out.append([row[name] for name in names])
+    return out
+
+
+def _columns_to_rows(columns: Any, signature: Signature) -> list[list[Any]]:
+    if not isinstance(columns, dict):
+        raise InvalidInput('"inputs" must be an object of feature name -> list of values', code="malformed")
+    names = signature.feature_names
+    if not names:
+        raise _unprocessable('this model has no feature names: send "instances" as lists', "no_feature_names")
+    if set(columns) != set(names):
+        missing, unknown = sorted(set(names) - set(columns)), sorted(set(columns) - set(names))
+        raise _unprocessable(f"wrong features: missing {missing}, unknown {unknown}", "wrong_features")
+    values = [columns[name] for name in names]
+    if not all(isinstance(v, list) for v in values):
+        raise _unprocessable('each feature in "inputs" must be a list of values', "wrong_shape")
+    lengths = {len(v) for v in values}
+    if len(lengths) != 1:
+        raise _unprocessable("every feature column must have the same length", "wrong_shape")
+    return [list(row) for row in zip(*values, strict=True)]
+
+
+def check_batch(features: np.ndarray, signature: Signature, max_batch_size: int) -> np.ndarray:
+    """Check shape, size and finiteness; return the array as float64 (or the model's dtype)."""
+    if features.shape[0] == 0:
+        raise _unprocessable("the batch is empty: send at least one instance", "empty_batch")
+    if features.shape[0] > max_batch_size:
+        raise InvalidInput(
+            f"batch of {features.shape[0]} instances exceeds the limit of {max_batch_size}",
+            code="batch_too_large",
+            status=413,
+        )
+    if features.shape[1] != signature.n_features:
+        raise _unprocessable(
+            f"expected {signature.n_features} features per instance, got {features.shape[1]}",
+            "wrong_feature_count",
+        )
+    try:
+        converted = features.astype(np.float64, copy=False)
+    except OverflowError:
+        raise _unprocessable("a feature value is too large for a 64-bit float", "non_finite") from None
+    if not np.isfinite(converted).all():
+        raise _unprocessable("features must be finite numbers (no NaN or Infinity)", "non_finite")
+    return converted
+
+
+def decode_predict_request(
+    payload: Any, signature: Signature, max_batch_size: int
+) -> tuple[np.ndarray, bool]:
+    """The ``/models/.../predict`` body to a feature matrix, plus whether probabilities are wanted."""
+    if not isinstance(payload, dict):
+        raise InvalidInput(
+            'request body must be a JSON object with "instances" or "inputs"', code="malformed"
+        )
+    want_proba = payload.get("return_probabilities", False)
+    if not isinstance(want_proba, bool):
+        raise InvalidInput('"return_probabilities" must be true or false', code="malformed")
+    if "instances" in payload:
+        rows = payload["instances"]
+    elif "inputs" in payload:
+        rows = payload["inputs"]
+        if isinstance(rows, dict):
+            rows = _columns_to_rows(rows, signature)
+    else:
+        raise InvalidInput('request body needs "instances" (rows) or "inputs" (columns)', code="malformed")
+    if not isinstance(rows, list):
+        raise InvalidInput('"instances" must be a list of rows', code="malformed")
+    if rows and isinstance(rows[0], dict):
+        rows = _rows_from_objects(rows, signature)
+    if not rows:
+        raise _unprocessable("the batch is empty: send at least one instance", "empty_batch")
+    if len(rows) > max_batch_size:  # before building a big array
+        raise InvalidInput(
+            f"batch of {len(rows)} instances exceeds the limit of {max_batch_size}",
+            code="batch_too_large",
+            status=413,
+        )
+    return check_batch(_as_matrix(rows, signature), signature, max_batch_size), want_proba
+
+
+def to_jsonable(values: np.ndarray) -> list[Any]:
+    """numpy predictions to plain JSON values."""
+    return values.tolist()
+
+
+# --------------------------------------------------------------------------- Open Inference Protocol (V2)
+
+
+@dataclass(frozen=True)
+class V2Request:
+    """A decoded V2 inference request."""
+
+    features: np.ndarray
+    request_id: str | None
+    outputs: list[str]
+    binary_outputs: set[str]
+
+
+def split_binary_body(body: bytes, header_length: int) -> tuple[Any, bytes]:
+    """Split a V2 binary-extension body into its JSON header and the raw tensor bytes after it."""
+    if header_length < 0 or header_length > len(body):
+        raise InvalidInput("Inference-Header-Content-Length is larger than the body", code="malformed")
+    return parse_json(body[:header_length]), body[header_length:]
+
+
+def _tensor_array(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[np.ndarray, int]:
+    name = tensor.get("name", "?")
+    datatype = tensor.get("datatype")
+    shape = tensor.get("shape")
+    if datatype not in V2_DTYPES:
+        raise _unprocessable(
+            f"input {name!r}: datatype {datatype!r} is not a numeric type", "unsupported_datatype"
+        )
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise InvalidInput(f"input {name!r}: shape must be a list of non-negative integers", code="malformed")
+    dtype = V2_DTYPES[datatype]
+    count = int(np.prod(shape)) if shape else 1
+    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    if size is not None:
+        if not isinstance(size, int) or size != count * dtype.itemsize or offset + size > len(binary):
+            raise InvalidInput(
+                f"input {name!r}: binary_data_size does not match shape and data", code="malformed"
+            )
+        array = np.frombuffer(binary, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
+        return array.reshape(shape), offset + size
+    data = tensor.get("data")
+    if not isinstance(data, list):
+        raise InvalidInput(f'input {name!r}: "data" must be a list', code="malformed")
+    flat = np.asarray(data)
+    if flat.dtype.kind not in "fiu":
+        raise _unprocessable(f"input {name!r}: data must be numbers", "non_numeric")
+    if flat.size != count:
+        raise _unprocessable(f"input {name!r}: {flat.size} values do not fill shape {shape}", "wrong_shape")
+    return flat.reshape(shape), offset
+
+
+def decode_v2_request(payload: Any, binary: bytes, signature: Signature, max_batch_size: int) -> V2Request:
+    """A V2 inference request (JSON, with optional binary tensors) to a feature matrix."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
+        raise InvalidInput('V2 request needs a non-empty "inputs" list of tensors', code="malformed")
+    offset = 0
+    arrays: list[tuple[str, np.ndarray]] = []
+    for tensor in payload["inputs"]:
+        if not isinstance(tensor, dict):
+            raise InvalidInput("each input must be a tensor object", code="malformed")
+        array, offset = _tensor_array(tensor, binary, offset)
+        arrays.append((str(tensor.get("name", "")), array))
+    if len(arrays) == 1:
+        features = arrays[0][1]
+        if features.ndim == 1:
+            features = (
+                features.reshape(1, -1) if features.size == signature.n_features else features.reshape(-1, 1)
+            )
+        if features.ndim != 2:
+            raise _unprocessable(
+                f"input tensor must be 2-D [batch, features], got shape {list(features.shape)}", "wrong_shape"
+            )
+    else:  # one tensor per feature, by name
+        by_name = {name: a.reshape(-1) for name, a in arrays}
+        names = signature.feature_names or []
+        if set(by_name) != set(names):
+            raise _unprocessable(
+                "one tensor per feature must be named by the model's feature names", "wrong_features"
+            )
+        lengths = {a.size for a in by_name.values()}
+        if len(lengths) != 1:
+            raise _unprocessable("feature tensors must have the same length", "wrong_shape")
+        features = np.column_stack([by_name[n] for n in names])
+    requested = payload.get("outputs") or []
+    if not isinstance(requested, list) or not all(isinstance(o, dict) and "name" in o for o in requested):
+        raise InvalidInput('"outputs" must be a list of {"name": ...}', code="malformed")
+    allowed = {OUTPUT_PREDICT, OUTPUT_PROBA} if signature.is_classifier else {OUTPUT_PREDICT}
+    outputs = [o["name"] for o in requested] or [OUTPUT_PREDICT]
+    unknown = [o for o in outputs if o not in allowed]
+    if unknown:
+        raise _unprocessable(
+            f"unknown outputs {unknown}: this model offers {sorted(allowed)}", "unknown_output"
+        )
+    default_binary = bool((payload.get("parameters") or {}).get("binary_data_output", False))
+    binary_outputs = {
+        o["name"] for o in requested if (o.get("parameters") or {}).get("binary_data", default_binary)
+    }
+    if not requested and default_binary:
+        binary_outputs = set(outputs)
+    request_id = payload.get("id")
+    return V2Request(
+        features=check_batch(features, signature, max_batch_size),
+        request_id=str(request_id) if request_id is not None else None,
+        outputs=outputs,
+        binary_outputs=binary_outputs,
+    )
+
+
+def v2_datatype(array: np.ndarray) -> str:
+    """The V2 datatype name of a numpy array (strings/objects as BYTES)."""
+    return NUMPY_TO_V2.get(array.dtype, "BYTES")
+
+
+def encode_v2_response(
+    model_name: str,
+    model_version: str,
+    request_id: str | None,
+    tensors: dict[str, np.ndarray],
+    binary_outputs: set[str],
+) -> tuple[bytes, int | None]:
+    """A V2 response body; with binary outputs, the JSON header length for Inference-Header-Content-Length."""
+    outputs = []
+    blobs: list[bytes] = []
+    for name, array in tensors.items():
+        entry: dict[str, Any] = {"name": name, "shape": list(array.shape), "datatype": v2_datatype(array)}
+        if name in binary_outputs and entry["datatype"] != "BYTES":
+            blob = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+            entry["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            entry["data"] = array.reshape(-1).tolist()
+        outputs.append(entry)
+    document: dict[str, Any] = {"model_name": model_name, "model_version": model_version, "outputs": outputs}
+    if request_id is not None:
+        document["id"] = request_id
+    header = json.dumps(document).encode()
+    if not blobs:
+        return header, None
+    return header + b"".join(blobs), len(header)

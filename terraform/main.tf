@@ -1,0 +1,93 @@
+provider "aws" {
+  region            = var.region
+  s3_use_path_style = var.s3_use_path_style
+
+  default_tags {
+    tags = merge({ platform = var.name_prefix, managed-by = "terraform" }, var.tags)
+  }
+}
+
+locals {
+  # The facts shared with the handler and modelctl (environment names, keys, routes).
+  contract   = jsondecode(file("${path.module}/../model_registry/contract.json"))
+  env        = local.contract.env
+  build_dir  = var.build_dir != "" ? var.build_dir : "${path.module}/../build/lambda"
+  frameworks = toset([for m in var.models : m.framework])
+}
+
+module "registry" {
+  source = "./modules/registry"
+
+  name_prefix         = var.name_prefix
+  table_keys          = { partition_key = local.contract.table.partition_key, sort_key = local.contract.table.sort_key }
+  deletion_protection = var.deletion_protection
+}
+
+resource "aws_lambda_layer_version" "framework" {
+  for_each = local.frameworks
+
+  layer_name          = "${var.name_prefix}-${each.key}"
+  description         = "Dependencies of ${each.key} model functions"
+  filename            = "${local.build_dir}/layer-${each.key}.zip"
+  source_code_hash    = filebase64sha256("${local.build_dir}/layer-${each.key}.zip")
+  compatible_runtimes = ["python3.11"]
+}
+
+module "model_endpoint" {
+  source   = "./modules/model_endpoint"
+  for_each = var.models
+
+  model_name                = each.key
+  function_name             = replace(replace(local.contract.function_name_template, "{platform}", var.name_prefix), "{model}", each.key)
+  alias_name                = local.contract.alias_name
+  table_arn                 = module.registry.table_arn
+  bucket_arn                = module.registry.bucket_arn
+  artifact_prefix           = local.contract.artifact_prefix
+  kms_key_arn               = module.registry.kms_key_arn
+  package_path              = "${local.build_dir}/function.zip"
+  layer_arns                = [aws_lambda_layer_version.framework[each.value.framework].arn]
+  memory_size               = each.value.memory_size
+  timeout                   = each.value.timeout
+  reserved_concurrency      = each.value.reserved_concurrency
+  provisioned_concurrency   = each.value.provisioned_concurrency
+  log_retention_days        = var.log_retention_days
+  alarm_errors_threshold    = each.value.alarm_errors_threshold
+  alarm_throttles_threshold = each.value.alarm_throttles_threshold
+  alarm_p99_duration_ms     = each.value.alarm_p99_duration_ms
+
+  environment = {
+    (local.env.platform_name)    = var.name_prefix
+    (local.env.table)            = module.registry.table_name
+    (local.env.bucket)           = module.registry.bucket_name
+    (local.env.model_name)       = each.key
+    (local.env.model_version)    = "latest" # replaced by the first rollout
+    (local.env.allow_pickle)     = tostring(each.value.allow_pickle)
+    (local.env.max_batch_size)   = tostring(each.value.max_batch_size)
+    POWERTOOLS_SERVICE_NAME      = "model-serving"
+    POWERTOOLS_METRICS_NAMESPACE = "ModelPlatform"
+  }
+
+  tags = { model = each.key }
+}
+
+module "api" {
+  source = "./modules/api"
+
+  name                   = "${var.name_prefix}-api"
+  route_templates        = local.contract.routes
+  authorization_type     = var.authorization_type
+  jwt_issuer             = var.jwt_issuer
+  jwt_audience           = var.jwt_audience
+  throttling_burst_limit = var.throttling_burst_limit
+  throttling_rate_limit  = var.throttling_rate_limit
+  log_retention_days     = var.log_retention_days
+  kms_key_arn            = module.registry.kms_key_arn
+
+  models = {
+    for name, endpoint in module.model_endpoint : name => {
+      function_name = endpoint.function_name
+      alias_name    = endpoint.alias_name
+      alias_arn     = endpoint.alias_arn
+    }
+  }
+}

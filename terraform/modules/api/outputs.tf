@@ -1,0 +1,19 @@
+output "api_id" {
+  description = "ID of the HTTP API."
+  value       = try(aws_apigatewayv2_api.this.id, "")
+}
+
+output "api_endpoint" {
+  description = "Base URL of the HTTP API."
+  value       = try(aws_apigatewayv2_api.this.api_endpoint, "")
+}
+
+output "execution_arn" {
+  description = "Execution ARN of the HTTP API (for IAM policies of callers)."
+  value       = try(aws_apigatewayv2_api.this.execution_arn, "")
+}
+
+output "route_keys" {
+  description = "Route keys per model."
+  value       = { for model, _ in var.models : model => [for k, r in local.routes : r.route_key if r.model == model] }
+}

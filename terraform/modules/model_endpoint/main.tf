@@ -1,0 +1,200 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  log_group_name = "/aws/lambda/${var.function_name}"
+  log_group_arn  = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:${local.log_group_name}"
+}
+
+################################################################################
+# IAM: this model's registry items and artifacts, nothing else
+################################################################################
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "this" {
+  statement {
+    sid       = "ReadOwnRegistryItems"
+    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+    resources = [var.table_arn]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = [var.model_name]
+    }
+  }
+
+  statement {
+    sid       = "ReadOwnArtifacts"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arn}/${var.artifact_prefix}/${var.model_name}/*"]
+  }
+
+  statement {
+    sid       = "DecryptWithPlatformKey"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${local.log_group_arn}:*"]
+  }
+
+  statement {
+    sid       = "WriteTraces"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"] # X-Ray has no resource-level permissions
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name                 = "${var.function_name}-role"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  max_session_duration = 3600
+  tags                 = var.tags
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "${var.function_name}-least-privilege"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}
+
+################################################################################
+# Logs
+################################################################################
+
+resource "aws_cloudwatch_log_group" "this" {
+  name              = local.log_group_name
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+################################################################################
+# Function, versions and the live alias
+################################################################################
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway; a dead-letter queue only applies to asynchronous invocations.
+  #checkov:skip=CKV_AWS_117:Reads only DynamoDB, S3 and KMS through public endpoints; no VPC resources to reach.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile; artifacts are integrity-checked by sha256 instead.
+  function_name                  = var.function_name
+  role                           = aws_iam_role.this.arn
+  handler                        = var.handler
+  runtime                        = var.runtime
+  filename                       = var.package_path
+  source_code_hash               = filebase64sha256(var.package_path)
+  layers                         = var.layer_arns
+  memory_size                    = var.memory_size
+  timeout                        = var.timeout
+  reserved_concurrent_executions = var.reserved_concurrency
+  publish                        = true
+  kms_key_arn                    = var.kms_key_arn
+
+  environment {
+    variables = var.environment
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  tags = var.tags
+
+  # Rollouts own the pinned model version: apply must not undo one.
+  lifecycle {
+    ignore_changes = [environment[0].variables["MODEL_VERSION"]]
+  }
+
+  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
+}
+
+resource "aws_lambda_alias" "this" {
+  name             = var.alias_name
+  description      = "Traffic for ${var.model_name}; versions and weights are managed by modelctl rollouts."
+  function_name    = aws_lambda_function.this.function_name
+  function_version = aws_lambda_function.this.version
+
+  # Rollouts own the alias version and its weights.
+  lifecycle {
+    ignore_changes = [function_version, routing_config]
+  }
+}
+
+resource "aws_lambda_provisioned_concurrency_config" "this" {
+  count = var.provisioned_concurrency > 0 ? 1 : 0
+
+  function_name                     = aws_lambda_function.this.function_name
+  qualifier                         = aws_lambda_alias.this.name
+  provisioned_concurrent_executions = var.provisioned_concurrency
+}
+
+################################################################################
+# Alarms on the alias
+################################################################################
+
+locals {
+  alias_dimensions = {
+    FunctionName = aws_lambda_function.this.function_name
+    Resource     = "${aws_lambda_function.this.function_name}:${var.alias_name}"
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "errors" {
+  alarm_name          = "${var.function_name}-errors"
+  alarm_description   = "Errors on ${var.model_name}'s live alias"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = local.alias_dimensions
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = var.alarm_errors_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "throttles" {
+  alarm_name          = "${var.function_name}-throttles"
+  alarm_description   = "Throttles on ${var.model_name}'s live alias"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = local.alias_dimensions
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = var.alarm_throttles_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "p99_duration" {
+  alarm_name          = "${var.function_name}-p99-duration"
+  alarm_description   = "p99 duration on ${var.model_name}'s live alias"
+  namespace           = "AWS/Lambda"
+  metric_name         = "Duration"
+  dimensions          = local.alias_dimensions
+  extended_statistic  = "p99"
+  period              = 60
+  evaluation_periods  = 3
+  threshold           = var.alarm_p99_duration_ms
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  tags                = var.tags
+}

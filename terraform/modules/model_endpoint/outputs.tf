@@ -1,0 +1,34 @@
+output "function_name" {
+  description = "Name of the Lambda function."
+  value       = try(aws_lambda_function.this.function_name, "")
+}
+
+output "function_arn" {
+  description = "ARN of the Lambda function."
+  value       = try(aws_lambda_function.this.arn, "")
+}
+
+output "alias_name" {
+  description = "Name of the live alias."
+  value       = try(aws_lambda_alias.this.name, "")
+}
+
+output "alias_arn" {
+  description = "ARN of the live alias (the API integration target)."
+  value       = try(aws_lambda_alias.this.arn, "")
+}
+
+output "role_arn" {
+  description = "ARN of the function's execution role."
+  value       = try(aws_iam_role.this.arn, "")
+}
+
+output "log_group_name" {
+  description = "Log group of the function."
+  value       = try(aws_cloudwatch_log_group.this.name, "")
+}
+
+output "alarm_names" {
+  description = "Alarms on the live alias (errors, throttles, p99 duration)."
+  value       = [aws_cloudwatch_metric_alarm.errors.alarm_name, aws_cloudwatch_metric_alarm.throttles.alarm_name, aws_cloudwatch_metric_alarm.p99_duration.alarm_name]
+}

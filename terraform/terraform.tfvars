@@ -1,0 +1,17 @@
+# The example models trained by scripts/train_examples.py (make up registers and rolls them out).
+models = {
+  iris = {
+    framework   = "sklearn"
+    memory_size = 1024
+  }
+  breast-cancer = {
+    framework             = "xgboost"
+    memory_size           = 1024
+    alarm_p99_duration_ms = 500
+  }
+  diabetes = {
+    framework            = "sklearn"
+    memory_size          = 1536
+    reserved_concurrency = 5
+  }
+}

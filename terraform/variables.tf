@@ -1,0 +1,189 @@
+################################################################################
+# Platform
+################################################################################
+
+variable "name_prefix" {
+  description = "Platform name: prefixes the table, bucket, API and functions (MODEL_PLATFORM_NAME for modelctl)."
+  type        = string
+  default     = "mlp"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,20}$", var.name_prefix))
+    error_message = "name_prefix must be 2-21 lower-case letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-\\d$", var.region))
+    error_message = "region must look like us-east-1."
+  }
+}
+
+variable "s3_use_path_style" {
+  description = "Path-style S3 requests: true for a local emulator (TF_VAR_s3_use_path_style=true), false on AWS."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = contains([true, false], var.s3_use_path_style)
+    error_message = "s3_use_path_style must be true or false."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protect the registry table and keep a non-empty artifact bucket on destroy."
+  type        = bool
+  default     = true
+
+  validation {
+    condition     = contains([true, false], var.deletion_protection)
+    error_message = "deletion_protection must be true or false."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.tags : length(k) <= 128 && length(v) <= 256])
+    error_message = "tag keys must be at most 128 and values at most 256 characters."
+  }
+}
+
+################################################################################
+# Models
+################################################################################
+
+variable "models" {
+  description = "Models to serve, by registry name: framework (selects the layer), capacity and alarm thresholds."
+  type = map(object({
+    framework                 = string
+    memory_size               = optional(number, 1024)
+    timeout                   = optional(number, 30)
+    reserved_concurrency      = optional(number, 10)
+    provisioned_concurrency   = optional(number, 0)
+    allow_pickle              = optional(bool, false)
+    max_batch_size            = optional(number, 1000)
+    alarm_errors_threshold    = optional(number, 5)
+    alarm_throttles_threshold = optional(number, 1)
+    alarm_p99_duration_ms     = optional(number, 1000)
+  }))
+
+  validation {
+    condition     = alltrue([for k, m in var.models : can(regex("^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$", k))])
+    error_message = "model names must be 1-48 lower-case letters, digits or dashes, starting and ending with a letter or digit."
+  }
+
+  validation {
+    condition     = alltrue([for m in var.models : contains(["sklearn", "xgboost"], m.framework)])
+    error_message = "framework must be sklearn or xgboost."
+  }
+
+  validation {
+    condition     = alltrue([for m in var.models : m.memory_size >= 128 && m.memory_size <= 10240 && m.timeout >= 1 && m.timeout <= 900])
+    error_message = "memory_size must be 128-10240 MB and timeout 1-900 s."
+  }
+
+  validation {
+    condition     = alltrue([for m in var.models : m.reserved_concurrency >= 1 && m.provisioned_concurrency >= 0 && m.provisioned_concurrency <= m.reserved_concurrency])
+    error_message = "reserved_concurrency must be at least 1, and provisioned_concurrency between 0 and reserved_concurrency."
+  }
+
+  validation {
+    condition     = alltrue([for m in var.models : m.max_batch_size >= 1 && m.alarm_p99_duration_ms > 0 && m.alarm_errors_threshold >= 0 && m.alarm_throttles_threshold >= 0])
+    error_message = "max_batch_size and alarm_p99_duration_ms must be positive, alarm thresholds not negative."
+  }
+
+  validation {
+    condition     = length(var.models) <= 75
+    error_message = "one HTTP API holds at most 75 models at the default route quota (4 routes each); see modules/api/README.md."
+  }
+}
+
+variable "build_dir" {
+  description = "Folder holding function.zip and layer-<framework>.zip from scripts/build_lambda.py (default: ../build/lambda)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = !endswith(var.build_dir, "/") || var.build_dir == "/"
+    error_message = "build_dir must not end with a slash."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of every log group."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts."
+  }
+}
+
+################################################################################
+# API
+################################################################################
+
+variable "authorization_type" {
+  description = "Authorization on every route: AWS_IAM (default), JWT, or NONE."
+  type        = string
+  default     = "AWS_IAM"
+
+  validation {
+    condition     = contains(["AWS_IAM", "JWT", "NONE"], var.authorization_type)
+    error_message = "authorization_type must be AWS_IAM, JWT or NONE."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "JWT issuer URL when authorization_type is JWT."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.jwt_issuer == "" || can(regex("^https://", var.jwt_issuer))
+    error_message = "jwt_issuer must be an https URL."
+  }
+}
+
+variable "jwt_audience" {
+  description = "Accepted JWT audiences when authorization_type is JWT."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.jwt_audience : length(a) > 0])
+    error_message = "jwt_audience entries must not be empty."
+  }
+}
+
+variable "throttling_burst_limit" {
+  description = "Burst limit of the API's $default stage."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.throttling_burst_limit >= 1
+    error_message = "throttling_burst_limit must be at least 1."
+  }
+}
+
+variable "throttling_rate_limit" {
+  description = "Steady-state requests per second of the API's $default stage."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.throttling_rate_limit >= 1
+    error_message = "throttling_rate_limit must be at least 1."
+  }
+}

@@ -95,6 +95,7 @@ class ModelVersion:
     created_by: str = ""
     source_commit: str = ""
     status: str = STATUS_REGISTERED
+    registration_id: str = ""  # unique per registration attempt: lets a writer confirm the item is its own
 
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item (resource-layer types: numbers as Decimal, nested JSON as strings)."""
@@ -114,6 +115,7 @@ class ModelVersion:
             "created_by": self.created_by,
             "source_commit": self.source_commit,
             "status": self.status,
+            "registration_id": self.registration_id,
         }
 
     @classmethod
@@ -135,6 +137,7 @@ class ModelVersion:
             created_by=item.get("created_by", ""),
             source_commit=item.get("source_commit", ""),
             status=item.get("status", STATUS_REGISTERED),
+            registration_id=item.get("registration_id", ""),
         )
 
     def to_dict(self) -> dict[str, Any]:

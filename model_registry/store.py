@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -94,8 +95,13 @@ class RegistryStore:
         for attempt in range(self._max_attempts):
             summary = self._summary(record.model_name)
             latest = int(summary["latest_version"]) if summary else 0
-            new = replace(record, version=latest + 1, created_at=record.created_at or utc_now())
-            if self._try_commit(new, latest):
+            new = replace(
+                record,
+                version=latest + 1,
+                created_at=record.created_at or utc_now(),
+                registration_id=uuid.uuid4().hex,
+            )
+            if self._try_commit(new, latest) and self._is_own(new):
                 return new
             # Lost the race for this number: back off with jitter and read the new latest.
             time.sleep(min(0.5, 0.01 * 2 ** min(attempt, 6)) * random.random())
@@ -140,6 +146,18 @@ class RegistryStore:
                 return False
             raise
         return True
+
+    def _is_own(self, record: ModelVersion) -> bool:
+        # DynamoDB transactions are isolated; some emulators' are not. Reading the item back costs one
+        # GetItem and turns a lost race there into a retry instead of a silently overwritten version.
+        with _dependency("confirm registration"):
+            response = self._ddb.get_item(
+                TableName=self.table_name,
+                Key=self._key(record.model_name, record.version),
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        return bool(item) and _from_ddb(item).get("registration_id") == record.registration_id
 
     def get_version(self, model_name: str, version: int) -> ModelVersion:
         """One version record; :class:`ModelNotFound` or :class:`VersionNotFound` when absent."""

@@ -84,9 +84,7 @@ def run_up(emulator_port: int, port: int, state_dir: str) -> int:
             _say(f"registered {record.model_name} v{record.version}")
         env_file = state / "platform.env"
         write_env_file(env_file, env)
-        _say(
-            f"ready. In another terminal: `source {env_file}; modelctl models` or `modelctl --local models`"
-        )
+        _say(f"ready. In another terminal: `source {env_file}; modelctl models` or `modelctl --local models`")
         _say("Ctrl-C stops everything")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while emulator.process is not None and emulator.process.poll() is None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
 import pytest
 
+from model_registry import aws
 from model_registry.examples import ExampleModel
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
@@ -43,10 +45,14 @@ def registry(moto_url: str, examples: dict[str, ExampleModel]) -> Settings:
 
 @pytest.fixture(scope="module")
 def handlers(registry: Settings) -> Iterator[dict[str, ModuleType]]:
+    saved = dict(os.environ)
     modules = {}
     for name, pin in (("iris", "1"), ("breast-cancer", "latest"), ("diabetes", "latest")):
         modules[name] = load_handler(registry, name, pin)
     yield modules
+    os.environ.clear()
+    os.environ.update(saved)
+    aws.client.cache_clear()
 
 
 def _json(result) -> dict:

@@ -11,7 +11,7 @@ TF_CLI_CONFIG := $(abspath $(BUILD))/terraformrc
 export TF_CLI_CONFIG_FILE := $(TF_CLI_CONFIG)
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint fmt up demo bench build clean terraformrc
+.PHONY: help install tools test lint fmt up demo bench build clean terraformrc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,13 +24,25 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## create .venv and install the platform with its dev tools
 
+# checkov pins libraries (packaging) that clash with pytest: it gets a virtualenv of its own.
+TOOLS_VENV ?= .venv-tools
+$(TOOLS_VENV)/.installed:
+	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+	@touch $@
+
+tools: $(TOOLS_VENV)/.installed ## install checkov into its own virtualenv
+
+build: install ## build the Lambda function zip and the framework layers into build/lambda
+	$(PY) scripts/build_lambda.py --out $(BUILD)/lambda
+
 terraformrc: ## write the Terraform CLI config (filesystem mirror when present)
 	@mkdir -p $(BUILD)
 	@if [ -n "$(TF_PLUGIN_MIRROR)" ] && [ -d "$(TF_PLUGIN_MIRROR)" ]; then \
 	  printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/*/*"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/*/*"]\n  }\n}\n' "$(TF_PLUGIN_MIRROR)" > $(TF_CLI_CONFIG); \
 	else : > $(TF_CLI_CONFIG); fi
 
-test: install terraformrc ## install and run the whole test suite
+test: install tools terraformrc ## install and run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff and terraform fmt
@@ -41,7 +53,7 @@ fmt: install ## format Python and Terraform
 	$(VENV)/bin/ruff check --fix . || true
 	@if command -v terraform >/dev/null && [ -d terraform ]; then terraform fmt -recursive terraform; fi
 
-up: install terraformrc ## run the platform locally (no AWS, no Docker) until Ctrl-C
+up: install terraformrc build ## run the platform locally (no AWS, no Docker) until Ctrl-C
 	$(PY) scripts/local_platform.py up
 
 clean: ## remove build outputs and the local platform's state

@@ -11,58 +11,58 @@ locals {
 # IAM: this model's registry items and artifacts, nothing else
 ################################################################################
 
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
+locals {
+  # jsonencode rather than aws_iam_policy_document: the policy is plain data, visible in plans and tests.
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "lambda.amazonaws.com" }
+    }]
+  })
 
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-  }
-}
-
-data "aws_iam_policy_document" "this" {
-  statement {
-    sid       = "ReadOwnRegistryItems"
-    actions   = ["dynamodb:GetItem", "dynamodb:Query"]
-    resources = [var.table_arn]
-
-    condition {
-      test     = "ForAllValues:StringEquals"
-      variable = "dynamodb:LeadingKeys"
-      values   = [var.model_name]
-    }
-  }
-
-  statement {
-    sid       = "ReadOwnArtifacts"
-    actions   = ["s3:GetObject"]
-    resources = ["${var.bucket_arn}/${var.artifact_prefix}/${var.model_name}/*"]
-  }
-
-  statement {
-    sid       = "DecryptWithPlatformKey"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-  }
-
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${local.log_group_arn}:*"]
-  }
-
-  statement {
-    sid       = "WriteTraces"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"] # X-Ray has no resource-level permissions
-  }
+  role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "ReadOwnRegistryItems"
+        Effect    = "Allow"
+        Action    = ["dynamodb:GetItem", "dynamodb:Query"]
+        Resource  = var.table_arn
+        Condition = { "ForAllValues:StringEquals" = { "dynamodb:LeadingKeys" = [var.model_name] } }
+      },
+      {
+        Sid      = "ReadOwnArtifacts"
+        Effect   = "Allow"
+        Action   = "s3:GetObject"
+        Resource = "${var.bucket_arn}/${var.artifact_prefix}/${var.model_name}/*"
+      },
+      {
+        Sid      = "DecryptWithPlatformKey"
+        Effect   = "Allow"
+        Action   = "kms:Decrypt"
+        Resource = var.kms_key_arn
+      },
+      {
+        Sid      = "WriteOwnLogs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = "${local.log_group_arn}:*"
+      },
+      {
+        Sid      = "WriteTraces" # X-Ray has no resource-level permissions
+        Effect   = "Allow"
+        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+        Resource = "*"
+      },
+    ]
+  })
 }
 
 resource "aws_iam_role" "this" {
   name                 = "${var.function_name}-role"
-  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  assume_role_policy   = local.assume_role_policy
   max_session_duration = 3600
   tags                 = var.tags
 }
@@ -70,7 +70,7 @@ resource "aws_iam_role" "this" {
 resource "aws_iam_role_policy" "this" {
   name   = "${var.function_name}-least-privilege"
   role   = aws_iam_role.this.id
-  policy = data.aws_iam_policy_document.this.json
+  policy = local.role_policy
 }
 
 ################################################################################

@@ -32,3 +32,8 @@ output "alarm_names" {
   description = "Alarms on the live alias (errors, throttles, p99 duration)."
   value       = [aws_cloudwatch_metric_alarm.errors.alarm_name, aws_cloudwatch_metric_alarm.throttles.alarm_name, aws_cloudwatch_metric_alarm.p99_duration.alarm_name]
 }
+
+output "role_policy_json" {
+  description = "The execution role's inline policy (least privilege: this model's items and prefix)."
+  value       = local.role_policy
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Build the Lambda function zip and the per-framework dependency layers into build/lambda."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from model_registry.packaging import (
+    FRAMEWORKS,
+    LAMBDA_UNZIPPED_LIMIT,
+    build_function,
+    build_layer,
+    check_size,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("build/lambda"), help="output folder")
+    parser.add_argument("--framework", action="append", choices=FRAMEWORKS, help="only these layers")
+    args = parser.parse_args(argv)
+    function = build_function(args.out / "function.zip")
+    print(f"function.zip        {function.unzipped_mb:8.1f} MB unzipped  sha256 {function.sha256[:16]}")
+    for framework in args.framework or FRAMEWORKS:
+        layer = build_layer(framework, args.out, log=lambda m: print(f"  {m}", flush=True))
+        total_mb = (layer.unzipped_bytes + function.unzipped_bytes) / 1024 / 1024
+        print(
+            f"layer-{framework + '.zip':13} {layer.unzipped_mb:8.1f} MB unzipped  "
+            f"sha256 {layer.sha256[:16]}  "
+            f"with function: {total_mb:.1f} / {LAMBDA_UNZIPPED_LIMIT // 1024 // 1024} MB"
+        )
+        try:
+            check_size(function, layer)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

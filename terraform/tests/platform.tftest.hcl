@@ -1,0 +1,103 @@
+# Plan-and-apply against a mocked aws provider: no AWS, no emulator.
+# Run by tests/terraform/test_terraform.py with -var build_dir=<folder with placeholder zips>.
+
+mock_provider "aws" {
+  source = "./tests"
+}
+
+variables {
+  models = {
+    iris          = { framework = "sklearn" }
+    breast-cancer = { framework = "xgboost", memory_size = 2048, reserved_concurrency = 3 }
+  }
+}
+
+run "one_endpoint_per_model" {
+  command = apply
+
+  assert {
+    condition     = toset(keys(module.model_endpoint)) == toset(["iris", "breast-cancer"])
+    error_message = "expected one model endpoint per entry of the models map"
+  }
+
+  assert {
+    condition     = module.model_endpoint["iris"].function_name == "mlp-iris" && module.model_endpoint["breast-cancer"].function_name == "mlp-breast-cancer"
+    error_message = "function names must follow contract.json's function_name_template"
+  }
+
+  assert {
+    condition     = alltrue([for m in module.model_endpoint : m.alias_name == "live"])
+    error_message = "every model needs the live alias"
+  }
+
+  assert {
+    condition     = alltrue([for name, m in module.model_endpoint : m.log_group_name == "/aws/lambda/mlp-${name}"])
+    error_message = "every function needs its own log group"
+  }
+
+  assert {
+    condition     = alltrue([for m in module.model_endpoint : length(m.alarm_names) == 3])
+    error_message = "every alias needs errors, throttles and p99 alarms"
+  }
+
+  assert {
+    condition     = length(aws_lambda_layer_version.framework) == 2
+    error_message = "one layer per framework in use"
+  }
+}
+
+run "routes_per_model" {
+  command = apply
+
+  assert {
+    condition     = length(module.api.route_keys["iris"]) == 4 && length(module.api.route_keys["breast-cancer"]) == 4
+    error_message = "each model gets the four contract routes"
+  }
+
+  assert {
+    condition     = contains(module.api.route_keys["iris"], "ANY /models/iris/{proxy+}") && contains(module.api.route_keys["iris"], "GET /v2/models/iris")
+    error_message = "routes must be the contract templates with the model name"
+  }
+}
+
+run "role_policy_is_scoped_to_the_model" {
+  command = apply
+
+  assert {
+    condition     = jsondecode(module.model_endpoint["iris"].role_policy_json).Statement[0].Condition["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == ["iris"]
+    error_message = "the registry statement must be limited to the model's partition"
+  }
+
+  assert {
+    condition     = jsondecode(module.model_endpoint["iris"].role_policy_json).Statement[1].Resource == "arn:aws:s3:::mlp-artifacts-123456789012/models/iris/*"
+    error_message = "the artifact statement must be limited to the model's prefix"
+  }
+
+  assert {
+    condition = alltrue([
+      for s in jsondecode(module.model_endpoint["breast-cancer"].role_policy_json).Statement :
+      s.Resource != "*" || s.Sid == "WriteTraces"
+    ])
+    error_message = "only X-Ray (which has no resource-level permissions) may use Resource *"
+  }
+}
+
+run "bad_model_names_fail_at_plan" {
+  command = plan
+
+  variables {
+    models = { "../x" = { framework = "sklearn" } }
+  }
+
+  expect_failures = [var.models]
+}
+
+run "unknown_framework_fails_at_plan" {
+  command = plan
+
+  variables {
+    models = { iris = { framework = "pytorch" } }
+  }
+
+  expect_failures = [var.models]
+}

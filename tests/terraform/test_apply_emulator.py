@@ -1,0 +1,112 @@
+"""Apply the root module for real to moto server, check it with boto3, survive a rollout, destroy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from model_registry import contract
+from model_registry.deploy import Deployment
+from model_registry.local.emulator import Emulator
+from model_registry.packaging import build_function, build_layer
+
+pytestmark = [pytest.mark.terraform, pytest.mark.integration]
+TWO_MODELS = {
+    "models": {
+        "iris": {"framework": "sklearn", "memory_size": 512},
+        "breast-cancer": {"framework": "xgboost", "reserved_concurrency": 3},
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def build_dir() -> Path:
+    from tests.helpers import REPO_ROOT
+
+    out = REPO_ROOT / "build" / "lambda"
+    build_function(out / "function.zip")
+    for framework in ("sklearn", "xgboost"):
+        build_layer(framework, out, log=lambda m: None)
+    return out
+
+
+def test_apply_check_rollout_plan_destroy(terraform_bin: str, build_dir: Path, tmp_path: Path) -> None:
+    var_file = tmp_path / "two-models.tfvars.json"
+    var_file.write_text(json.dumps(TWO_MODELS))
+    with Emulator() as emulator:
+        deployment = Deployment(
+            "local",
+            emulator.url,
+            state_path=tmp_path / "terraform.tfstate",
+            var_files=[var_file],
+            variables={"build_dir": str(build_dir)},
+        )
+        deployment.init()
+        deployment.apply()
+        outputs = deployment.outputs()
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+
+        def client(service: str):
+            return session.client(service, endpoint_url=emulator.url)
+
+        table = client("dynamodb").describe_table(TableName=outputs["table_name"])["Table"]
+        keys = {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]}
+        assert keys == {contract.PARTITION_KEY: "HASH", contract.SORT_KEY: "RANGE"}
+        encryption = client("s3").get_bucket_encryption(Bucket=outputs["bucket_name"])
+        rule = encryption["ServerSideEncryptionConfiguration"]["Rules"][0]
+        assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+
+        lam = client("lambda")
+        api_id = outputs["api_id"]
+        routes = client("apigatewayv2").get_routes(ApiId=api_id)["Items"]
+        integrations = {
+            i["IntegrationId"]: i for i in client("apigatewayv2").get_integrations(ApiId=api_id)["Items"]
+        }
+        for model in ("iris", "breast-cancer"):
+            function = outputs["functions"][model]
+            config = lam.get_function_configuration(FunctionName=function["function_name"])
+            env = config["Environment"]["Variables"]
+            assert env[contract.ENV_MODEL_NAME] == model
+            assert env[contract.ENV_TABLE] == outputs["table_name"]
+            assert env[contract.ENV_BUCKET] == outputs["bucket_name"]
+            alias = lam.get_alias(FunctionName=function["function_name"], Name=contract.ALIAS_NAME)
+            assert alias["AliasArn"] == function["alias_arn"]
+            model_routes = [r for r in routes if r["RouteKey"] in contract.route_keys(model)]
+            assert sorted(r["RouteKey"] for r in model_routes) == sorted(contract.route_keys(model))
+            for route in model_routes:
+                integration = integrations[route["Target"].split("/")[1]]
+                assert integration["IntegrationUri"] == function["alias_arn"]
+                assert integration["PayloadFormatVersion"] == "2.0"
+
+        # A rollout-like change: pin a model version, publish, send 20% to the new version.
+        name = outputs["functions"]["iris"]["function_name"]
+        stable = lam.get_alias(FunctionName=name, Name=contract.ALIAS_NAME)["FunctionVersion"]
+        env = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+        lam.update_function_configuration(
+            FunctionName=name, Environment={"Variables": {**env, "MODEL_VERSION": "7"}}
+        )
+        canary = lam.publish_version(FunctionName=name)["Version"]
+        lam.update_alias(
+            FunctionName=name,
+            Name=contract.ALIAS_NAME,
+            FunctionVersion=stable,
+            RoutingConfig={"AdditionalVersionWeights": {canary: 0.2}},
+        )
+        assert deployment.plan() is False, "terraform plan wants to undo a rollout"
+        promoted = lam.update_alias(
+            FunctionName=name,
+            Name=contract.ALIAS_NAME,
+            FunctionVersion=canary,
+            RoutingConfig={"AdditionalVersionWeights": {}},
+        )
+        assert promoted["FunctionVersion"] == canary
+        assert deployment.plan() is False, "terraform plan wants to undo a promotion"
+
+        deployment.destroy()
+        assert lam.list_functions()["Functions"] == []
+        assert client("apigatewayv2").get_apis()["Items"] == []

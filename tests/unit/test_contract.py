@@ -1,0 +1,61 @@
+"""One place for each fact: Terraform, the handler, the layers and the library must agree."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from functions import routes
+from model_registry import contract
+from model_registry.packaging import requirements_file
+from tests.helpers import REPO_ROOT
+
+TERRAFORM = REPO_ROOT / "terraform"
+
+
+def test_terraform_reads_the_contract_file() -> None:
+    root = (TERRAFORM / "main.tf").read_text()
+    assert 'jsondecode(file("${path.module}/../model_registry/contract.json"))' in root
+    for key in ("table", "bucket", "model_name", "model_version", "allow_pickle", "platform_name"):
+        assert f"(local.env.{key})" in root, f"Terraform does not set {key} from the contract"
+    assert "local.contract.routes" in root and "local.contract.alias_name" in root
+
+
+def test_terraform_ignores_the_pinned_version_variable_named_in_the_contract() -> None:
+    endpoint = (TERRAFORM / "modules/model_endpoint/main.tf").read_text()
+    assert f'environment[0].variables["{contract.ENV_MODEL_VERSION}"]' in endpoint
+
+
+def _route_matches(template: str, method: str, path: str) -> bool:
+    route_method, route_path = template.split(" ", 1)
+    if route_method not in ("ANY", method):
+        return False
+    pattern = re.escape(route_path).replace(r"\{name\}", "[^/]+").replace(r"\{proxy\+\}", ".+")
+    return re.fullmatch(pattern, path) is not None
+
+
+def test_every_handler_route_is_reachable_through_an_api_route() -> None:
+    for path, method in routes.METHODS.items():
+        concrete = path.replace("<name>", "iris").replace("<version>", "3")
+        matching = [t for t in contract.ROUTE_TEMPLATES if _route_matches(t, method, concrete)]
+        assert matching, f"{method} {path} is not routed to the function by any API route"
+
+
+def test_layers_pin_the_framework_versions_the_project_installs() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    pins = {}
+    for extra in ("sklearn", "xgboost"):
+        for spec in project["project"]["optional-dependencies"][extra]:
+            name, _, version = spec.partition("==")
+            pins[name] = version
+    for framework in ("sklearn", "xgboost"):
+        for line in requirements_file(framework).read_text().splitlines():
+            if "==" in line and not line.startswith("#"):
+                name, version = line.split("==")
+                if name in pins:
+                    assert pins[name] == version, f"{name}: layer {version} != project {pins[name]}"
+
+
+def test_function_names_follow_the_template() -> None:
+    assert contract.function_name("mlp", "iris") == "mlp-iris"
+    assert contract.route_keys("iris")[0] == "ANY /models/iris/{proxy+}"

@@ -28,6 +28,7 @@ PARTITION_KEY: str = _CONTRACT["table"]["partition_key"]
 SORT_KEY: str = _CONTRACT["table"]["sort_key"]
 SUMMARY_SORT_KEY: int = _CONTRACT["table"]["summary_sort_key"]
 ARTIFACT_PREFIX: str = _CONTRACT["artifact_prefix"]
+DEPLOYMENT_PREFIX: str = _CONTRACT["deployment_prefix"]
 ALIAS_NAME: str = _CONTRACT["alias_name"]
 ENV_PLATFORM_NAME = ENV["platform_name"]
 DEFAULT_PLATFORM_NAME: str = _CONTRACT["default_platform_name"]
@@ -56,3 +57,8 @@ def artifact_key(model_name: str, sha256: str, extension: str) -> str:
 def route_keys(model_name: str) -> list[str]:
     """API Gateway route keys of one model's endpoint."""
     return [template.replace("{name}", model_name) for template in ROUTE_TEMPLATES]
+
+
+def deployment_key(sha256_hex: str) -> str:
+    """S3 key of a deployment package (function zip or layer) by its content hash."""
+    return f"{DEPLOYMENT_PREFIX}/{sha256_hex}.zip"

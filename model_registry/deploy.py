@@ -20,6 +20,8 @@ from model_registry import contract
 from model_registry.local.emulator import DUMMY_CREDENTIALS
 
 TERRAFORM_DIR = Path(__file__).resolve().parents[1] / "terraform"
+# Written by `make terraformrc`: a provider_installation block with the local filesystem mirror.
+MAKE_CLI_CONFIG = TERRAFORM_DIR.parent / "build" / "terraformrc"
 TARGETS = ("aws", "local")
 
 
@@ -49,11 +51,16 @@ class Deployment:
     def environment(self) -> dict[str, str]:
         """Environment variables that select the target."""
         env = {contract.ENV_REGION: self.region, "AWS_DEFAULT_REGION": self.region}
+        configured = os.environ.get("TF_CLI_CONFIG_FILE", "")
+        if (not configured or not Path(configured).exists()) and MAKE_CLI_CONFIG.exists():
+            env["TF_CLI_CONFIG_FILE"] = str(MAKE_CLI_CONFIG)
         if self.target == "local":
             env |= DUMMY_CREDENTIALS | {
                 contract.ENV_ENDPOINT_URL: str(self.endpoint_url),
                 "TF_VAR_s3_use_path_style": "true",
                 "TF_VAR_deletion_protection": "false",
+                # The emulator speaks plain HTTP: a TLS-only bucket policy would refuse every request.
+                "TF_VAR_artifact_bucket_require_tls": "false",
             }
         return env
 
@@ -89,10 +96,17 @@ class Deployment:
 
     def init(self) -> None:
         """``terraform init`` (no backend re-configuration for local state files)."""
-        code, out, err = Terraform(working_dir=str(self.working_dir)).init(
-            capture_output=not self.stream, reconfigure=None, input=False, no_color=IsFlagged
-        )
-        self._check("init", code, f"{out or ''}{err or ''}")
+        with self._env():
+            code, out, err = Terraform(working_dir=str(self.working_dir)).init(
+                capture_output=not self.stream, reconfigure=None, input=False, no_color=IsFlagged
+            )
+        output = f"{out or ''}{err or ''}"
+        if code != 0 and "registry.terraform.io" in output:
+            output += (
+                "\nhint: terraform cannot reach its registry; `make terraformrc` writes a CLI config that "
+                "uses the local provider mirror (TF_PLUGIN_MIRROR=... to point at another one)"
+            )
+        self._check("init", code, output)
 
     def plan(self) -> bool:
         """Whether the plan has changes (``-detailed-exitcode``)."""

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from model_registry.local.platform import run_up
+from model_registry.local.launcher import run_up
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,29 @@ module "registry" {
   name_prefix         = var.name_prefix
   table_keys          = { partition_key = local.contract.table.partition_key, sort_key = local.contract.table.sort_key }
   deletion_protection = var.deletion_protection
+  require_tls         = var.artifact_bucket_require_tls
+}
+
+################################################################################
+# Deployment packages, stored in the artifact bucket by content hash: the local
+# data plane finds the code of any function version by the CodeSha256 Lambda reports.
+################################################################################
+
+locals {
+  packages = merge(
+    { function = "${local.build_dir}/function.zip" },
+    { for f in local.frameworks : "layer-${f}" => "${local.build_dir}/layer-${f}.zip" },
+  )
+}
+
+resource "aws_s3_object" "package" {
+  for_each = local.packages
+
+  bucket      = module.registry.bucket_name
+  key         = "${local.contract.deployment_prefix}/${filesha256(each.value)}.zip"
+  source      = each.value
+  source_hash = filemd5(each.value)
+  kms_key_id  = module.registry.kms_key_arn
 }
 
 resource "aws_lambda_layer_version" "framework" {
@@ -28,8 +51,9 @@ resource "aws_lambda_layer_version" "framework" {
 
   layer_name          = "${var.name_prefix}-${each.key}"
   description         = "Dependencies of ${each.key} model functions"
-  filename            = "${local.build_dir}/layer-${each.key}.zip"
-  source_code_hash    = filebase64sha256("${local.build_dir}/layer-${each.key}.zip")
+  s3_bucket           = aws_s3_object.package["layer-${each.key}"].bucket
+  s3_key              = aws_s3_object.package["layer-${each.key}"].key
+  source_code_hash    = filebase64sha256(local.packages["layer-${each.key}"])
   compatible_runtimes = ["python3.11"]
 }
 
@@ -37,14 +61,18 @@ module "model_endpoint" {
   source   = "./modules/model_endpoint"
   for_each = var.models
 
-  model_name                = each.key
-  function_name             = replace(replace(local.contract.function_name_template, "{platform}", var.name_prefix), "{model}", each.key)
-  alias_name                = local.contract.alias_name
-  table_arn                 = module.registry.table_arn
-  bucket_arn                = module.registry.bucket_arn
-  artifact_prefix           = local.contract.artifact_prefix
-  kms_key_arn               = module.registry.kms_key_arn
-  package_path              = "${local.build_dir}/function.zip"
+  model_name      = each.key
+  function_name   = replace(replace(local.contract.function_name_template, "{platform}", var.name_prefix), "{model}", each.key)
+  alias_name      = local.contract.alias_name
+  table_arn       = module.registry.table_arn
+  bucket_arn      = module.registry.bucket_arn
+  artifact_prefix = local.contract.artifact_prefix
+  kms_key_arn     = module.registry.kms_key_arn
+  package = {
+    s3_bucket = aws_s3_object.package["function"].bucket
+    s3_key    = aws_s3_object.package["function"].key
+    sha256    = filebase64sha256(local.packages.function)
+  }
   layer_arns                = [aws_lambda_layer_version.framework[each.value.framework].arn]
   memory_size               = each.value.memory_size
   timeout                   = each.value.timeout

@@ -35,6 +35,17 @@ variable "s3_use_path_style" {
   }
 }
 
+variable "artifact_bucket_require_tls" {
+  description = "Deny non-TLS requests to the artifact bucket. The local target turns it off: its emulator speaks HTTP only."
+  type        = bool
+  default     = true
+
+  validation {
+    condition     = contains([true, false], var.artifact_bucket_require_tls)
+    error_message = "artifact_bucket_require_tls must be true or false."
+  }
+}
+
 variable "deletion_protection" {
   description = "Protect the registry table and keep a non-empty artifact bucket on destroy."
   type        = bool

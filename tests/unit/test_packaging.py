@@ -33,4 +33,6 @@ def test_layers_fit_lambda_and_rezip_identically() -> None:
         names = zipfile.ZipFile(layer.path).namelist()
         assert not any(n.startswith(("python/boto3/", "python/botocore/")) for n in names)
         if framework == "xgboost":
-            assert not any(n.startswith("python/sklearn/") for n in names), "the XGBoost layer carries scikit-learn"
+            assert not any(n.startswith("python/sklearn/") for n in names), (
+                "the XGBoost layer carries scikit-learn"
+            )

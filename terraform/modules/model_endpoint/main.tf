@@ -96,8 +96,9 @@ resource "aws_lambda_function" "this" {
   role                           = aws_iam_role.this.arn
   handler                        = var.handler
   runtime                        = var.runtime
-  filename                       = var.package_path
-  source_code_hash               = filebase64sha256(var.package_path)
+  s3_bucket                      = var.package.s3_bucket
+  s3_key                         = var.package.s3_key
+  source_code_hash               = var.package.sha256
   layers                         = var.layer_arns
   memory_size                    = var.memory_size
   timeout                        = var.timeout

@@ -88,13 +88,17 @@ variable "environment" {
 # Code
 ################################################################################
 
-variable "package_path" {
-  description = "Path of the function zip built by scripts/build_lambda.py."
-  type        = string
+variable "package" {
+  description = "The function zip in S3 (built by scripts/build_lambda.py) and its base64 sha256."
+  type = object({
+    s3_bucket = string
+    s3_key    = string
+    sha256    = string
+  })
 
   validation {
-    condition     = endswith(var.package_path, ".zip")
-    error_message = "package_path must point at a .zip file."
+    condition     = endswith(var.package.s3_key, ".zip") && length(var.package.sha256) == 44
+    error_message = "package.s3_key must name a .zip and package.sha256 be a base64 sha256."
   }
 }
 

@@ -160,6 +160,8 @@ locals {
 }
 
 resource "aws_s3_bucket_policy" "this" {
+  count = var.require_tls ? 1 : 0
+
   bucket = aws_s3_bucket.this.id
   policy = local.bucket_policy
 

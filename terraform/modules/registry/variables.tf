@@ -40,6 +40,17 @@ variable "deletion_protection" {
   }
 }
 
+variable "require_tls" {
+  description = "Deny non-TLS requests to the artifact bucket. Only an HTTP-only emulator needs this off."
+  type        = bool
+  default     = true
+
+  validation {
+    condition     = contains([true, false], var.require_tls)
+    error_message = "require_tls must be true or false."
+  }
+}
+
 variable "kms_deletion_window_days" {
   description = "Waiting period before the platform KMS key is deleted."
   type        = number

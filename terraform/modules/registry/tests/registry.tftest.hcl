@@ -41,7 +41,7 @@ run "encrypted_and_recoverable" {
   }
 
   assert {
-    condition     = jsondecode(aws_s3_bucket_policy.this.policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false" && jsondecode(aws_s3_bucket_policy.this.policy).Statement[0].Effect == "Deny"
+    condition     = jsondecode(aws_s3_bucket_policy.this[0].policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false" && jsondecode(aws_s3_bucket_policy.this[0].policy).Statement[0].Effect == "Deny"
     error_message = "the bucket must deny requests without TLS"
   }
 

@@ -1,0 +1,463 @@
+"""The local data plane: API Gateway and the Lambda service, reading everything from the emulator.
+
+Per request: match the path against the emulated HTTP API's routes, follow the route's integration to
+the ``live`` alias, pick a version by the alias's routing weights, and run that version's deployed
+code (fetched from the emulator by the CodeSha256 Lambda reports) in an execution environment with
+that version's environment, handler, memory and timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import random
+import re
+import shutil
+import socket
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
+
+from model_registry import contract
+from model_registry.local.emulator import DUMMY_CREDENTIALS
+from model_registry.local.events import (
+    GATEWAY_TIMEOUT,
+    INTERNAL_ERROR,
+    NOT_FOUND,
+    TOO_MANY_REQUESTS,
+    HttpResult,
+    build_event,
+    map_result,
+)
+from model_registry.local.runtime import ExecutionEnvironment, FunctionPool, Outcome, VersionSpec
+from model_registry.local.telemetry import Telemetry
+
+LOG = logging.getLogger("dataplane")
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # HTTP API payload limit
+MAX_INVOKE_BYTES = 6 * 1024 * 1024  # Lambda synchronous invocation payload limit
+ROUTES_TTL_S = 2.0
+ALIAS_TTL_S = 0.2
+CONCURRENCY_TTL_S = 5.0
+TOO_LARGE = HttpResult(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+UNAUTHORIZED = HttpResult(401, {"content-type": "application/json"}, b'{"message":"Unauthorized"}')
+_FUNCTION_ARN = re.compile(r"arn:[^:]+:lambda:[^:]+:\d+:function:([^:/]+)(?::([^:/]+))?")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of the HTTP API and what it integrates with."""
+
+    method: str
+    segments: tuple[str, ...]
+    route_key: str
+    function_name: str
+    qualifier: str | None
+    integration_arn: str
+    timeout_s: float
+
+    def match(self, method: str, parts: list[str]) -> tuple[tuple[int, ...], dict[str, str]] | None:
+        """A specificity score and the path parameters, or None when the route does not match."""
+        if self.method not in ("ANY", method):
+            return None
+        params: dict[str, str] = {}
+        literals = 0
+        for index, segment in enumerate(self.segments):
+            if segment.endswith("+}"):
+                if index >= len(parts):
+                    return None
+                params[segment[1:-2]] = "/".join(parts[index:])
+                return (0, literals, index, int(self.method != "ANY")), params
+            if index >= len(parts):
+                return None
+            if segment.startswith("{") and segment.endswith("}"):
+                params[segment[1:-1]] = parts[index]
+            elif segment != parts[index]:
+                return None
+            else:
+                literals += 1
+        if len(parts) != len(self.segments):
+            return None
+        return (1, literals, len(self.segments), int(self.method != "ANY")), params
+
+
+def _sha_hex(code_sha256_b64: str) -> str:
+    return base64.b64decode(code_sha256_b64).hex()
+
+
+class DataPlane:
+    """API Gateway + Lambda, locally, for one HTTP API in the emulator."""
+
+    def __init__(
+        self,
+        emulator_url: str,
+        api_id: str,
+        package_bucket: str,
+        state_dir: Path,
+        runtime_paths: list[Path],
+        *,
+        region: str = "us-east-1",
+        default_concurrency: int = 4,
+        api_key: str | None = None,
+    ) -> None:
+        self.emulator_url = emulator_url
+        self.api_id = api_id
+        self.package_bucket = package_bucket
+        self.state_dir = state_dir
+        self.runtime_paths = runtime_paths
+        self.region = region
+        self.default_concurrency = default_concurrency
+        self.api_key = api_key
+        session = boto3.session.Session(
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=region,
+        )
+        config = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64)
+
+        def client(service: str) -> Any:
+            return session.client(service, endpoint_url=emulator_url, config=config)
+
+        self._apigw, self._lambda, self._s3 = client("apigatewayv2"), client("lambda"), client("s3")
+        self.telemetry = Telemetry(client("logs"), client("cloudwatch")).start()
+        self._routes: tuple[float, list[Route]] = (0.0, [])
+        self._aliases: dict[tuple[str, str], tuple[float, str, dict[str, float]]] = {}
+        self._specs: dict[tuple[str, str], VersionSpec] = {}
+        self._limits: dict[str, tuple[float, int]] = {}
+        self._pools: dict[str, FunctionPool] = {}
+        self._lock = threading.Lock()
+        self._package_lock = threading.Lock()
+        self._base_env = {
+            **DUMMY_CREDENTIALS,
+            contract.ENV_ENDPOINT_URL: emulator_url,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+        }
+
+    # ------------------------------------------------------------------ control plane reads
+
+    def routes(self) -> list[Route]:
+        fetched_at, routes = self._routes
+        if time.monotonic() - fetched_at < ROUTES_TTL_S:
+            return routes
+        integrations = {
+            i["IntegrationId"]: i
+            for i in self._apigw.get_integrations(ApiId=self.api_id, MaxResults="500")["Items"]
+        }
+        routes = []
+        for item in self._apigw.get_routes(ApiId=self.api_id, MaxResults="500")["Items"]:
+            target = item.get("Target", "")
+            integration = integrations.get(target.removeprefix("integrations/"))
+            if integration is None:
+                continue
+            match = _FUNCTION_ARN.search(integration.get("IntegrationUri", ""))
+            if match is None:
+                continue
+            route_key = item["RouteKey"]
+            method, _, path = route_key.partition(" ")
+            segments = tuple(s for s in path.split("/") if s) if route_key != "$default" else ("{proxy+}",)
+            routes.append(
+                Route(
+                    method if route_key != "$default" else "ANY",
+                    segments,
+                    route_key,
+                    match.group(1),
+                    match.group(2),
+                    integration["IntegrationUri"],
+                    integration.get("TimeoutInMillis", 30000) / 1000,
+                )
+            )
+        self._routes = (time.monotonic(), routes)
+        return routes
+
+    def resolve_version(self, function_name: str, qualifier: str | None) -> str:
+        """The version to run: the alias's version, or one of its weighted versions."""
+        if qualifier is None or qualifier == "$LATEST" or qualifier.isdigit():
+            return qualifier or "$LATEST"
+        key = (function_name, qualifier)
+        cached = self._aliases.get(key)
+        if cached is None or time.monotonic() - cached[0] > ALIAS_TTL_S:
+            alias = self._lambda.get_alias(FunctionName=function_name, Name=qualifier)
+            weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+            cached = (time.monotonic(), alias["FunctionVersion"], {k: float(v) for k, v in weights.items()})
+            self._aliases[key] = cached
+        _, version, weights = cached
+        draw = random.random()
+        for candidate, weight in weights.items():
+            if draw < weight:
+                return candidate
+            draw -= weight
+        return version
+
+    def concurrency_limit(self, function_name: str) -> int:
+        cached = self._limits.get(function_name)
+        if cached and time.monotonic() - cached[0] < CONCURRENCY_TTL_S:
+            return cached[1]
+        reserved = self._lambda.get_function_concurrency(FunctionName=function_name).get(
+            "ReservedConcurrentExecutions"
+        )
+        limit = int(reserved) if reserved is not None else self.default_concurrency
+        self._limits[function_name] = (time.monotonic(), limit)
+        return limit
+
+    def spec(self, function_name: str, version: str) -> VersionSpec:
+        key = (function_name, version)
+        if version != "$LATEST" and key in self._specs:
+            return self._specs[key]
+        config = self._lambda.get_function(FunctionName=function_name, Qualifier=version)["Configuration"]
+        code_dir = self._package(config["CodeSha256"])
+        layer_dirs = []
+        for layer in config.get("Layers", []):
+            layer_name, _, number = layer["Arn"].split(":layer:")[1].rpartition(":")
+            content = self._lambda.get_layer_version(LayerName=layer_name, VersionNumber=int(number))[
+                "Content"
+            ]
+            layer_dirs.append(self._package(content["CodeSha256"]))
+        spec = VersionSpec(
+            function_name=function_name,
+            version=config.get("Version", version),
+            handler=config["Handler"],
+            timeout_s=float(config.get("Timeout", 3)),
+            memory_mb=int(config.get("MemorySize", 128)),
+            environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+            code_dir=code_dir,
+            layer_dirs=tuple(layer_dirs),
+            function_arn=config["FunctionArn"],
+        )
+        self._specs[key] = spec
+        return spec
+
+    def _package(self, code_sha256: str) -> Path:
+        """The unpacked deployment package with this CodeSha256, fetched once from the emulator's S3."""
+        sha_hex = _sha_hex(code_sha256)
+        target = self.state_dir / "packages" / sha_hex
+        with self._package_lock:
+            if target.exists():
+                return target
+            data = self._s3.get_object(Bucket=self.package_bucket, Key=contract.deployment_key(sha_hex))[
+                "Body"
+            ].read()
+            if hashlib.sha256(data).hexdigest() != sha_hex:
+                raise RuntimeError(f"deployment package {sha_hex[:12]} does not match its CodeSha256")
+            staging = target.with_name(f".{sha_hex}.tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            zipfile.ZipFile(io.BytesIO(data)).extractall(staging)
+            staging.rename(target)
+        return target
+
+    def _pool(self, function_name: str) -> FunctionPool:
+        with self._lock:
+            return self._pools.setdefault(function_name, FunctionPool(function_name))
+
+    # ------------------------------------------------------------------ requests
+
+    def handle(
+        self,
+        method: str,
+        raw_path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        source_ip: str = "127.0.0.1",
+    ) -> HttpResult:
+        """Answer one HTTP request as API Gateway + Lambda would."""
+        if len(body) > MAX_REQUEST_BYTES:
+            return TOO_LARGE
+        if self.api_key is not None and not self._authorized(headers):
+            return UNAUTHORIZED
+        parts = [p for p in raw_path.split("/") if p]
+        best: tuple[tuple[int, ...], Route, dict[str, str]] | None = None
+        for route in self.routes():
+            matched = route.match(method, parts)
+            if matched and (best is None or matched[0] > best[0]):
+                best = (matched[0], route, matched[1])
+        if best is None:
+            return NOT_FOUND
+        _, route, params = best
+        request_id = str(uuid.uuid4())
+        event = build_event(
+            method=method,
+            path=raw_path,
+            route_key=route.route_key,
+            path_parameters=params or None,
+            headers={**headers, "x-forwarded-for": source_ip, "x-forwarded-proto": "http"},
+            query=query,
+            body=body,
+            api_id=self.api_id,
+            source_ip=source_ip,
+        )
+        if len(json.dumps(event)) > MAX_INVOKE_BYTES:
+            return TOO_LARGE
+        version = self.resolve_version(route.function_name, route.qualifier)
+        outcome = self.invoke(route, version, event, request_id)
+        if outcome.kind == "result":
+            try:
+                result = map_result(outcome.result)
+            except (ValueError, TypeError, KeyError):
+                result = INTERNAL_ERROR
+        elif outcome.kind == "throttled":
+            result = TOO_MANY_REQUESTS
+        elif outcome.kind == "timeout" and route.timeout_s < outcome.duration_ms / 1000 + 0.001:
+            result = GATEWAY_TIMEOUT
+        else:
+            result = INTERNAL_ERROR
+        result.headers.setdefault("apigw-requestid", request_id)
+        result.headers.setdefault("date", formatdate(usegmt=True))
+        return result
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        presented = (
+            lowered.get("x-api-key") or lowered.get("authorization", "").removeprefix("Bearer ").strip()
+        )
+        return bool(presented) and presented == self.api_key
+
+    def invoke(self, route: Route, version: str, event: dict[str, Any], request_id: str) -> Outcome:
+        """Run one invocation in an execution environment of ``version``; record its metrics."""
+        function_name = route.function_name
+        spec = self.spec(function_name, version)
+        pool = self._pool(function_name)
+        environment, cold = pool.acquire(spec, self.concurrency_limit(function_name), self._new_environment)
+        if environment is None:
+            self._record(route, version, Outcome("throttled"))
+            return Outcome("throttled", version=version)
+        if cold:
+            failed = environment.wait_ready()
+            if failed is not None:
+                pool.discard()
+                self._record(route, version, failed)
+                return failed
+        timeout = min(spec.timeout_s, route.timeout_s)
+        context = {
+            "function_name": function_name,
+            "function_version": spec.version,
+            "invoked_function_arn": route.integration_arn,
+            "memory_limit_in_mb": spec.memory_mb,
+            "aws_request_id": request_id,
+            "log_group_name": environment.log_group,
+            "log_stream_name": environment.log_stream,
+            "remaining_ms": timeout * 1000,
+        }
+        outcome = environment.invoke(event, context, timeout)
+        outcome.version = spec.version
+        outcome.init_ms = environment.init_ms if cold else None
+        pool.release(environment)
+        self._record(route, spec.version, outcome)
+        return outcome
+
+    def _new_environment(self, spec: VersionSpec) -> ExecutionEnvironment:
+        return ExecutionEnvironment(spec, self._base_env, self.runtime_paths, self.telemetry.log)
+
+    def _record(self, route: Route, version: str, outcome: Outcome) -> None:
+        name = route.function_name
+        dimension_sets = [{"FunctionName": name}, {"FunctionName": name, "ExecutedVersion": version}]
+        if route.qualifier:
+            dimension_sets.append({"FunctionName": name, "Resource": f"{name}:{route.qualifier}"})
+        for dimensions in dimension_sets:
+            if outcome.kind == "throttled":
+                self.telemetry.metric("AWS/Lambda", "Throttles", 1, "Count", dimensions)
+                continue
+            self.telemetry.metric("AWS/Lambda", "Invocations", 1, "Count", dimensions)
+            self.telemetry.metric(
+                "AWS/Lambda", "Errors", float(outcome.kind != "result"), "Count", dimensions
+            )
+            self.telemetry.metric("AWS/Lambda", "Duration", outcome.duration_ms, "Milliseconds", dimensions)
+
+    def environment_counts(self) -> dict[str, tuple[int, int]]:
+        """(busy, idle) environments per function."""
+        with self._lock:
+            return {name: pool.sizes for name, pool in self._pools.items()}
+
+    def stop(self) -> None:
+        with self._lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.stop_all()
+        self.telemetry.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "local-apigw"
+    protocol_version = "HTTP/1.1"
+    plane: DataPlane
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle + delayed ACK add ~40 ms.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            self._send(TOO_LARGE)
+            self.close_connection = True
+            return
+        body = self.rfile.read(length) if length else b""
+        url = urlsplit(self.path)
+        try:
+            result = self.plane.handle(
+                self.command, url.path, url.query, dict(self.headers.items()), body, self.client_address[0]
+            )
+        except Exception:  # a control-plane read failed: API Gateway would answer 500 too
+            LOG.exception("data plane error on %s %s", self.command, url.path)
+            result = INTERNAL_ERROR
+        self._send(result)
+
+    def _send(self, result: HttpResult) -> None:
+        self.send_response(result.status)
+        for name, value in result.headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("content-length", str(len(result.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(result.body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: access logs go to the API's log group
+        pass
+
+
+class DataPlaneServer:
+    """The data plane behind an HTTP server on 127.0.0.1."""
+
+    def __init__(self, plane: DataPlane, port: int = 0, host: str = "127.0.0.1") -> None:
+        handler = type("Handler", (_Handler,), {"plane": plane})
+        self.plane = plane
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="dataplane")
+
+    def start(self) -> DataPlaneServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.plane.stop()
+
+    def __enter__(self) -> DataPlaneServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,244 @@
+"""Local Lambda execution environments: one worker process per environment, one request at a time.
+
+Environments are created up to the function's concurrency limit, reused when idle, and replaced
+when they crash or time out, like Lambda's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model_registry.local.worker import receive, send
+
+WORKER = Path(__file__).with_name("worker.py")
+INIT_TIMEOUT_S = (
+    60.0  # Lambda allows 10 s of init outside provisioned concurrency; model loads here are slower
+)
+LogSink = Callable[[str, str, str], None]  # (log group, log stream, line)
+
+
+@dataclass(frozen=True)
+class VersionSpec:
+    """What Lambda knows about one function version, as read from the emulator."""
+
+    function_name: str
+    version: str
+    handler: str
+    timeout_s: float
+    memory_mb: int
+    environment: dict[str, str]
+    code_dir: Path
+    layer_dirs: tuple[Path, ...]
+    function_arn: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.function_name, self.version
+
+
+@dataclass
+class Outcome:
+    """How one invocation ended."""
+
+    kind: str  # result | error | timeout | crash | init_error | throttled
+    result: Any = None
+    error: dict[str, Any] = field(default_factory=dict)
+    duration_ms: float = 0.0
+    init_ms: float | None = None
+    version: str = ""
+
+
+class ExecutionEnvironment:
+    """One worker process running one function version."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, spec: VersionSpec, base_env: dict[str, str], runtime_paths: list[Path], sink: LogSink):
+        self.spec = spec
+        self.id = uuid.uuid4().hex[:12]
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        self.log_group = f"/aws/lambda/{spec.function_name}"
+        self.log_stream = f"{day}/[{spec.version}]{self.id}"
+        self._sink = sink
+        parent, child = socket.socketpair()
+        self._sock = parent
+        paths = [spec.code_dir, *(d / "python" for d in spec.layer_dirs), *runtime_paths]
+        env = {
+            **base_env,
+            **spec.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "_HANDLER": spec.handler,
+            "_LOCAL_LAMBDA_FD": str(child.fileno()),
+            "_LOCAL_LAMBDA_PATH": os.pathsep.join(str(p) for p in paths),
+        }
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-S", "-u", str(WORKER)],
+            env=env,
+            pass_fds=[child.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=str(spec.code_dir),
+            start_new_session=True,
+        )
+        # No PR_SET_PDEATHSIG here: it fires when the *thread* that started the child ends (each HTTP
+        # connection has its own). A worker exits by itself when its socket closes, so it cannot outlive us.
+        child.close()
+        self._reader = threading.Thread(target=self._forward_logs, daemon=True)
+        self._reader.start()
+        self.init_ms: float | None = None
+        self.ready = False
+
+    def _forward_logs(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            self._sink(self.log_group, self.log_stream, raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def wait_ready(self) -> Outcome | None:
+        """Wait for init to finish; an Outcome on failure, None when ready."""
+        self._sock.settimeout(INIT_TIMEOUT_S)
+        try:
+            message = receive(self._sock)
+        except (TimeoutError, OSError):
+            message = None
+        if message is None:
+            self.stop()
+            return Outcome(
+                "init_error", error={"errorType": "Runtime.InitError", "errorMessage": "init failed"}
+            )
+        if message["type"] != "ready":
+            self.stop()
+            return Outcome("init_error", error=message)
+        self.init_ms = float(message["init_ms"])
+        self.ready = True
+        return None
+
+    def invoke(self, event: dict[str, Any], context: dict[str, Any], timeout_s: float) -> Outcome:
+        """Run one invocation; kill the environment if it overruns ``timeout_s`` or dies."""
+        start = time.perf_counter()
+        try:
+            self._sock.settimeout(timeout_s)
+            send(self._sock, {"event": event, "context": context})
+            message = receive(self._sock)
+        except TimeoutError:
+            self.stop()
+            return Outcome(
+                "timeout",
+                duration_ms=(time.perf_counter() - start) * 1000,
+                error={
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"Task timed out after {timeout_s:.2f} seconds",
+                },
+            )
+        except OSError:
+            message = None
+        if message is None:
+            code = self.process.wait(timeout=5) if self.process.poll() is None else self.process.returncode
+            self.stop()
+            return Outcome(
+                "crash",
+                duration_ms=(time.perf_counter() - start) * 1000,
+                error={
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"RequestId: {context['aws_request_id']} Error: "
+                    f"Runtime exited with error: exit status {code}",
+                },
+            )
+        if message["type"] == "result":
+            return Outcome("result", result=message["result"], duration_ms=message["duration_ms"])
+        return Outcome("error", error=message, duration_ms=message.get("duration_ms", 0.0))
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self._sock.close()
+
+
+class FunctionPool:
+    """The execution environments of one function, bounded by its concurrency limit."""
+
+    def __init__(self, function_name: str) -> None:
+        self.function_name = function_name
+        self._idle: dict[str, list[ExecutionEnvironment]] = {}
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    def _idle_count(self) -> int:
+        return sum(len(v) for v in self._idle.values())
+
+    def acquire(
+        self, spec: VersionSpec, limit: int, create: Callable[[VersionSpec], ExecutionEnvironment]
+    ) -> tuple[ExecutionEnvironment | None, bool]:
+        """An environment for ``spec`` (and whether it is new), or None when the function is at its limit."""
+        evict: ExecutionEnvironment | None = None
+        with self._lock:
+            idle = self._idle.get(spec.version) or []
+            while idle:
+                environment = idle.pop()
+                if environment.alive:
+                    self._busy += 1
+                    return environment, False
+            if self._busy + self._idle_count() >= limit:
+                # Reclaim an idle environment of another version, or throttle.
+                other = next((v for v in self._idle.values() if v), None)
+                if other is None:
+                    return None, False
+                evict = other.pop()
+            self._busy += 1
+        if evict is not None:
+            evict.stop()
+        try:
+            return create(spec), True
+        except BaseException:
+            with self._lock:
+                self._busy -= 1
+            raise
+
+    def release(self, environment: ExecutionEnvironment) -> None:
+        with self._lock:
+            self._busy -= 1
+            if environment.alive and environment.ready:
+                self._idle.setdefault(environment.spec.version, []).append(environment)
+
+    def discard(self) -> None:
+        """Count a failed environment as no longer busy."""
+        with self._lock:
+            self._busy -= 1
+
+    def stop_all(self) -> None:
+        with self._lock:
+            environments = [e for v in self._idle.values() for e in v]
+            self._idle.clear()
+        for environment in environments:
+            environment.stop()
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        with self._lock:
+            return self._busy, self._idle_count()

@@ -340,7 +340,7 @@ class DataPlane:
         if cold:
             failed = environment.wait_ready()
             if failed is not None:
-                pool.discard()
+                pool.discard(environment)
                 self._record(route, version, failed)
                 return failed
         timeout = min(spec.timeout_s, route.timeout_s)
@@ -383,6 +383,11 @@ class DataPlane:
         """(busy, idle) environments per function."""
         with self._lock:
             return {name: pool.sizes for name, pool in self._pools.items()}
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of every execution environment (busy or idle)."""
+        with self._lock:
+            return [pid for pool in self._pools.values() for pid in pool.pids()]
 
     def stop(self) -> None:
         with self._lock:

@@ -107,8 +107,8 @@ def map_result(result: Any) -> HttpResult:
             headers[str(name)] = ",".join(str(v) for v in values)
         raw = result.get("body") or ""
         body = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
-        if body:
-            headers.setdefault("content-type", "application/json")
+        if body and not any(k.lower() == "content-type" for k in headers):
+            headers["content-type"] = "application/json"
         return HttpResult(int(result["statusCode"]), headers, body)
     return HttpResult(200, {"content-type": "application/json"}, json.dumps(result).encode())
 

@@ -173,9 +173,7 @@ def run_up(emulator_port: int, port: int, state_dir: str) -> int:
 
     state = Path(state_dir).resolve()
     if is_up(f"http://127.0.0.1:{emulator_port}"):
-        _say(
-            f"port {emulator_port} already answers: is another `make up` running? (set EMULATOR_PORT)"
-        )
+        _say(f"port {emulator_port} already answers: is another `make up` running? (set EMULATOR_PORT)")
         return 1
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:

@@ -186,6 +186,7 @@ class FunctionPool:
     def __init__(self, function_name: str) -> None:
         self.function_name = function_name
         self._idle: dict[str, list[ExecutionEnvironment]] = {}
+        self._members: set[ExecutionEnvironment] = set()  # every environment started and not yet stopped
         self._busy = 0
         self._lock = threading.Lock()
 
@@ -213,8 +214,13 @@ class FunctionPool:
             self._busy += 1
         if evict is not None:
             evict.stop()
+            with self._lock:
+                self._members.discard(evict)
         try:
-            return create(spec), True
+            environment = create(spec)
+            with self._lock:
+                self._members.add(environment)
+            return environment, True
         except BaseException:
             with self._lock:
                 self._busy -= 1
@@ -225,16 +231,24 @@ class FunctionPool:
             self._busy -= 1
             if environment.alive and environment.ready:
                 self._idle.setdefault(environment.spec.version, []).append(environment)
+            else:
+                self._members.discard(environment)
 
-    def discard(self) -> None:
-        """Count a failed environment as no longer busy."""
+    def discard(self, environment: ExecutionEnvironment) -> None:
+        """Count an environment that failed to start as no longer busy."""
         with self._lock:
             self._busy -= 1
+            self._members.discard(environment)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [e.process.pid for e in self._members]
 
     def stop_all(self) -> None:
         with self._lock:
-            environments = [e for v in self._idle.values() for e in v]
+            environments = list(self._members)
             self._idle.clear()
+            self._members.clear()
         for environment in environments:
             environment.stop()
 

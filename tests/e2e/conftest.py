@@ -1,0 +1,74 @@
+"""One local platform per test session: emulator, Terraform apply, registration, data plane."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from model_registry import aws
+from model_registry.examples import ExampleModel
+from model_registry.local.launcher import (
+    LocalPlatform,
+    _environ,
+    local_platform,
+    register_and_roll_out_examples,
+)
+from model_registry.packaging import build_function, build_layer
+from model_registry.settings import Settings
+from tests.helpers import REPO_ROOT
+
+
+@dataclass
+class RunningPlatform:
+    platform: LocalPlatform
+    settings: Settings
+    versions: dict[str, int]
+
+    @property
+    def url(self) -> str:
+        return self.platform.url
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not running
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def running(
+    tmp_path_factory: pytest.TempPathFactory, examples: dict[str, ExampleModel]
+) -> Iterator[RunningPlatform]:
+    if os.environ.get("REQUIRE_TERRAFORM") != "1" and not os.environ.get("TF_CLI_CONFIG_FILE"):
+        pytest.skip("the local platform needs terraform and its CLI config: run through `make test`")
+    build = REPO_ROOT / "build" / "lambda"
+    build_function(build / "function.zip")
+    for framework in ("sklearn", "xgboost"):
+        build_layer(framework, build, log=lambda m: None)
+    state = tmp_path_factory.mktemp("platform")
+    pids: list[int] = []
+    with local_platform(state, say=lambda m: None) as platform:
+        with _environ(platform.env):
+            settings = Settings.from_env()
+            versions = register_and_roll_out_examples(settings, state, lambda m: None)
+        saved = dict(os.environ)
+        os.environ.update(platform.env)
+        aws.client.cache_clear()
+        try:
+            yield RunningPlatform(platform, settings, versions)
+        finally:
+            pids = [platform.emulator.process.pid, *platform.server.plane.worker_pids()]
+            os.environ.clear()
+            os.environ.update(saved)
+            aws.client.cache_clear()
+    left = [pid for pid in pids if _alive(pid)]
+    assert not left, f"processes left behind after the platform stopped: {left}"

@@ -1,0 +1,220 @@
+"""End to end on the local platform: HTTP in, the deployed Lambda code run by the local data plane."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+import zipfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import numpy as np
+import pytest
+import requests
+
+from model_registry import contract
+from model_registry.examples import ExampleModel
+from model_registry.rollout import Rollouts
+from model_registry.service import RegistryService
+from tests.e2e.conftest import RunningPlatform
+from tests.openapi_check import check_response
+
+pytestmark = pytest.mark.e2e
+
+
+def _post(session: requests.Session, url: str, body: dict) -> requests.Response:
+    response = session.post(url, json=body, timeout=60)
+    check_response(response)
+    return response
+
+
+def _get(session: requests.Session, url: str) -> requests.Response:
+    response = session.get(url, timeout=60)
+    check_response(response)
+    return response
+
+
+@pytest.mark.parametrize("name", ["iris", "breast-cancer", "diabetes"])
+def test_every_route_answers_like_the_model(
+    running: RunningPlatform, examples: dict[str, ExampleModel], name: str
+) -> None:
+    example = examples[name]
+    rows = example.X_test[:20]
+    expected = example.estimator.predict(rows)
+    version = running.versions[name]
+    base = f"{running.url}/models/{name}"
+    v2 = f"{running.url}/v2/models/{name}"
+    with requests.Session() as session:
+        for url in (f"{base}/predict", f"{base}/versions/{version}/predict"):
+            response = _post(session, url, {"instances": rows.tolist()})
+            assert response.status_code == 200, response.text
+            np.testing.assert_array_equal(np.asarray(response.json()["predictions"]), expected)
+            assert response.headers["X-Model-Version"] == str(version)
+        tensor = {
+            "name": "input-0",
+            "shape": list(rows.shape),
+            "datatype": "FP64",
+            "data": rows.ravel().tolist(),
+        }
+        for url in (f"{v2}/infer", f"{v2}/versions/{version}/infer"):
+            response = _post(session, url, {"inputs": [tensor]})
+            assert response.status_code == 200, response.text
+            output = response.json()["outputs"][0]
+            np.testing.assert_array_equal(np.asarray(output["data"]).reshape(output["shape"]), expected)
+        meta = _get(session, base)
+        assert meta.status_code == 200 and meta.json()["served_version"] == str(version)
+        assert _get(session, f"{base}/versions/{version}").json()["sha256"]
+        for url in (v2, f"{v2}/versions/{version}"):
+            assert _get(session, url).json()["inputs"][0]["shape"] == [-1, rows.shape[1]]
+        for url in (f"{v2}/ready", f"{v2}/versions/{version}/ready"):
+            assert _get(session, url).json()["ready"] is True
+        missing = _post(session, f"{base}/versions/999/predict", {"instances": rows[:1].tolist()})
+        assert missing.status_code == 404 and missing.json()["code"] == "version_not_found"
+        no_route = session.get(f"{running.url}/models/unknown-model/predict", timeout=30)
+        assert no_route.status_code == 404 and no_route.json() == {"message": "Not Found"}
+
+
+def test_stock_v2_client_completes_infer_and_metadata(
+    running: RunningPlatform, examples: dict[str, ExampleModel]
+) -> None:
+    import tritonclient.http as triton
+
+    example = examples["breast-cancer"]
+    rows = example.X_test[:8].astype(np.float32)
+    client = triton.InferenceServerClient(url=running.url.removeprefix("http://"))
+    metadata = client.get_model_metadata("breast-cancer")
+    assert metadata["name"] == "breast-cancer" and metadata["inputs"][0]["shape"] == [-1, 30]
+    assert client.is_model_ready("breast-cancer")
+    infer_input = triton.InferInput("input-0", list(rows.shape), "FP32")
+    infer_input.set_data_from_numpy(rows)  # binary tensor extension, the client's default
+    result = client.infer(
+        "breast-cancer",
+        [infer_input],
+        outputs=[triton.InferRequestedOutput("predict"), triton.InferRequestedOutput("predict_proba")],
+    )
+    np.testing.assert_array_equal(result.as_numpy("predict"), example.estimator.predict(rows))
+    np.testing.assert_allclose(
+        result.as_numpy("predict_proba"), example.estimator.predict_proba(rows), rtol=1e-5
+    )
+    client.close()
+
+
+def test_canary_weights_split_traffic(running: RunningPlatform, examples: dict[str, ExampleModel]) -> None:
+    service = RegistryService.from_settings(running.settings)
+    rollouts = Rollouts(
+        service,
+        boto3.client("lambda", endpoint_url=running.settings.endpoint_url),
+        running.settings.platform_name,
+    )
+    candidate = service.register(
+        "iris",
+        examples["iris"].artifact,
+        feature_names=examples["iris"].feature_names,
+        description="canary candidate",
+        progress=False,
+    )
+    state = rollouts.alias_state("iris")
+    canary = rollouts.publish("iris", candidate.version)
+    rollouts.set_alias("iris", state.stable_version, canary, 0.2, state.revision_id)
+    time.sleep(0.5)  # the data plane re-reads the alias every 0.2 s
+    body = {"instances": examples["iris"].X_test[:1].tolist()}
+
+    def client(n: int) -> Counter:
+        seen: Counter = Counter()
+        with requests.Session() as session:
+            for _ in range(n):
+                response = session.post(f"{running.url}/models/iris/predict", json=body, timeout=60)
+                assert response.status_code == 200, response.text
+                seen[response.json()["model_version"]] += 1
+        return seen
+
+    with ThreadPoolExecutor(4) as pool:
+        counts = sum(pool.map(client, [1250] * 4), Counter())
+    share = counts[str(candidate.version)] / sum(counts.values())
+    print(f"canary share over {sum(counts.values())} requests: {share:.4f} ({dict(counts)})")
+    assert sum(counts.values()) == 5000
+    assert abs(share - 0.2) <= 0.02
+    state = rollouts.alias_state("iris")
+    rollouts.set_alias("iris", state.stable_version, None, 0.0, state.revision_id)
+
+
+CHAOS = """
+import os, time
+
+def handler(event, context):
+    path = event["rawPath"]
+    if path.endswith("/sleep"):
+        time.sleep(30)
+    if path.endswith("/crash"):
+        os._exit(3)
+    return {"statusCode": 200, "body": "ok", "headers": {"content-type": "text/plain"}}
+"""
+
+
+def test_timeouts_and_crashes_get_errors_and_the_plane_keeps_serving(running: RunningPlatform) -> None:
+    endpoint = running.settings.endpoint_url
+    s3, lam, apigw = (boto3.client(s, endpoint_url=endpoint) for s in ("s3", "lambda", "apigatewayv2"))
+    iam = boto3.client("iam", endpoint_url=endpoint)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("chaos.py", CHAOS)
+    package = buffer.getvalue()
+    key = contract.deployment_key(hashlib.sha256(package).hexdigest())
+    s3.put_object(Bucket=running.settings.bucket_name, Key=key, Body=package)
+    role = iam.create_role(RoleName="chaos", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    function = lam.create_function(
+        FunctionName="chaos",
+        Runtime="python3.11",
+        Role=role,
+        Handler="chaos.handler",
+        Code={"S3Bucket": running.settings.bucket_name, "S3Key": key},
+        Timeout=2,
+    )
+    api_id = running.platform.outputs["api_id"]
+    integration = apigw.create_integration(
+        ApiId=api_id,
+        IntegrationType="AWS_PROXY",
+        IntegrationUri=function["FunctionArn"],
+        PayloadFormatVersion="2.0",
+    )
+    apigw.create_route(
+        ApiId=api_id, RouteKey="ANY /chaos/{proxy+}", Target=f"integrations/{integration['IntegrationId']}"
+    )
+    time.sleep(2.5)  # the data plane re-reads routes every 2 s
+    with requests.Session() as session:
+        assert session.get(f"{running.url}/chaos/ok", timeout=60).text == "ok"
+        started = time.monotonic()
+        slow = session.get(f"{running.url}/chaos/sleep", timeout=60)
+        assert slow.status_code == 500 and slow.json() == {"message": "Internal Server Error"}
+        assert time.monotonic() - started < 10, "the 2 s function timeout was not enforced"
+        assert session.get(f"{running.url}/chaos/ok", timeout=60).text == "ok"
+        crashed = session.get(f"{running.url}/chaos/crash", timeout=60)
+        assert crashed.status_code == 500
+        assert session.get(f"{running.url}/chaos/ok", timeout=60).text == "ok"
+        still = session.post(
+            f"{running.url}/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}, timeout=60
+        )
+        assert still.status_code == 200
+
+
+def test_logs_and_metrics_reach_the_emulator(running: RunningPlatform) -> None:
+    requests.post(f"{running.url}/models/diabetes/predict", json={"instances": [[0.0] * 10]}, timeout=60)
+    time.sleep(2.5)  # telemetry flushes every second
+    endpoint = running.settings.endpoint_url
+    logs = boto3.client("logs", endpoint_url=endpoint)
+    group = running.platform.outputs["functions"]["diabetes"]["log_group_name"]
+    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    messages = [
+        e["message"]
+        for s in streams
+        for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
+    ]
+    assert any('"model loaded"' in m for m in messages)
+    assert any(m.startswith("REPORT RequestId") for m in messages)
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint)
+    names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="ModelPlatform")["Metrics"]}
+    assert {"Predictions", "PredictLatency", "ColdStart"} <= names
+    lambda_metrics = cloudwatch.list_metrics(Namespace="AWS/Lambda", MetricName="Invocations")["Metrics"]
+    assert any(any(d["Name"] == "ExecutedVersion" for d in m["Dimensions"]) for m in lambda_metrics)

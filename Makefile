@@ -53,8 +53,14 @@ fmt: install ## format Python and Terraform
 	$(VENV)/bin/ruff check --fix . || true
 	@if command -v terraform >/dev/null && [ -d terraform ]; then terraform fmt -recursive terraform; fi
 
+EMULATOR_PORT ?= 5005
+PORT ?= 8080
+
 up: install terraformrc build ## run the platform locally (no AWS, no Docker) until Ctrl-C
-	$(PY) scripts/local_platform.py up
+	$(PY) scripts/local_platform.py up --emulator-port $(EMULATOR_PORT) --port $(PORT)
+
+demo: install ## tour canary / promote / rollback on the platform `make up` is running
+	$(PY) scripts/demo.py
 
 clean: ## remove build outputs and the local platform's state
 	rm -rf $(BUILD) .local .pytest_cache

@@ -202,6 +202,7 @@ def registry_error(exc: RegistryError) -> Response:
     metrics.add_metric(f"Errors.{exc.code}", MetricUnit.Count, 1)
     metrics.add_metric("Errors", MetricUnit.Count, 1)
     if exc.status >= 500:
+        metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
         logger.warning("request failed", extra={"code": exc.code, "error": exc.message})
     headers = {"Retry-After": "5"} if exc.status == 503 else None
     body: dict[str, Any] = {"error": exc.message, "code": exc.code}
@@ -224,6 +225,7 @@ def unexpected_error(exc: Exception) -> Response:
     logger.exception("unhandled error")
     metrics.add_metric("Errors", MetricUnit.Count, 1)
     metrics.add_metric("Errors.prediction_failed", MetricUnit.Count, 1)
+    metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
     return Response(
         500,
         "application/json",

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -226,13 +226,194 @@ def build_parser() -> argparse.ArgumentParser:
     archive.add_argument("version", type=_positive_int)
     archive.set_defaults(func=cmd_archive)
 
-    for extend in _EXTENSIONS:
-        extend(sub)
+    _add_rollout_commands(sub)
     return parser
 
 
-# Other command groups (rollouts) register themselves here, keeping this module small.
-_EXTENSIONS: list[Callable[[Any], None]] = []
+# --------------------------------------------------------------------------- rollouts
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage like 10 or 1.5%, got {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"percentages are between 0 and 100, got {value}")
+    return value
+
+
+def _steps(text: str) -> list[float]:
+    return [_percent(part) for part in text.split(",") if part.strip()]
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"expected a duration like 60s or 2m, got {text!r}") from None
+
+
+def _rollouts() -> Any:
+    from model_registry import aws
+    from model_registry.rollout import Rollouts
+    from model_registry.service import RegistryService
+
+    settings = Settings.from_env()
+    return Rollouts(
+        RegistryService.from_settings(settings),
+        aws.client_for("lambda", settings),
+        settings.platform_name,
+        aws.client_for("cloudwatch", settings),
+    )
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from model_registry.rollout import Gate
+
+    rollouts = _rollouts()
+    if args.steps:
+        gate = Gate(args.max_error_rate / 100, args.max_p99_ms, args.min_requests)
+        try:
+            result = rollouts.progressive(args.name, args.version, args.steps, args.interval, gate, say=_say)
+        except KeyboardInterrupt:
+            return 130
+        if result["outcome"] != "promoted":
+            print(
+                f"modelctl: rollout of {args.name} v{args.version} rolled back: {result['reason']}",
+                file=sys.stderr,
+            )
+            return 3
+        return 0
+    event = rollouts.start_canary(args.name, args.version, args.canary if args.canary is not None else 100)
+    to = event["to"]
+    if to["canary"]:
+        _say(
+            f"{args.name}: model v{args.version} on Lambda version {to['canary']} gets "
+            f"{to['canary_weight']:.0%} of traffic; stable stays on Lambda version {to['stable']}"
+        )
+    else:
+        _say(f"{args.name}: all traffic on Lambda version {to['stable']} (model v{args.version})")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    event = _rollouts().promote(args.name)
+    _say(f"{args.name}: promoted Lambda version {event['to']['stable']} to all traffic")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    event = _rollouts().rollback(args.name, reason=args.reason)
+    _say(f"{args.name}: all traffic back on Lambda version {event['to']['stable']}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    rollouts = _rollouts()
+    names = [args.name] if args.name else [m.model_name for m in rollouts.service.store.list_models()]
+    reports = []
+    for name in names:
+        try:
+            reports.append(rollouts.status(name))
+        except RegistryError as exc:
+            reports.append({"model": name, "versions": [], "error": exc.message})
+    if args.json:
+        print(json.dumps(reports, indent=2, default=str))
+        return 0
+    rows = [row for report in reports for row in report["versions"]]
+    rows += [
+        {"model": r["model"], "role": "-", "lambda_version": r["error"]} for r in reports if "error" in r
+    ]
+    print(_table(rows, ["model", "role", "lambda_version", "model_version", "weight", "requests", "errors"]))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    events = _rollouts().journal.events(args.name, limit=args.limit)
+    if args.json:
+        print(json.dumps(events, indent=2))
+        return 0
+    rows = [
+        {
+            "seq": e["sequence"],
+            "at": e.get("at", e["recorded_at"]),
+            "by": e.get("by", ""),
+            "action": e["action"],
+            "from": _alias_text(e.get("from")),
+            "to": _alias_text(e.get("to")),
+            "outcome": e.get("outcome", ""),
+            "note": e.get("reason", e.get("model_version", "")),
+        }
+        for e in events
+    ]
+    print(_table(rows, ["seq", "at", "by", "action", "from", "to", "outcome", "note"]))
+    return 0
+
+
+def _alias_text(state: dict[str, Any] | None) -> str:
+    if not state:
+        return ""
+    text = f"v{state['stable']}"
+    if state.get("canary"):
+        text += f" + v{state['canary']}@{float(state['canary_weight']):.0%}"
+    return text
+
+
+def _add_rollout_commands(sub: Any) -> None:
+    rollout = sub.add_parser(
+        "rollout",
+        help="send traffic to a model version (canary or progressive)",
+        description="Pin VERSION on the model's function, publish a Lambda version and move traffic to it: "
+        "all at once, as a --canary share, or through --steps with automatic rollback on a breach.",
+    )
+    rollout.add_argument("name")
+    rollout.add_argument("version", type=_positive_int)
+    mode = rollout.add_mutually_exclusive_group()
+    mode.add_argument("--canary", type=_percent, metavar="PCT", help="send PCT%% to the new version")
+    mode.add_argument("--steps", type=_steps, metavar="P1,P2,...", help="progressive steps, e.g. 10,50,100")
+    rollout.add_argument("--interval", type=_duration, default=60.0, help="time per step (default 60s)")
+    rollout.add_argument(
+        "--max-error-rate",
+        type=_percent,
+        default=1.0,
+        metavar="PCT",
+        help="roll back when the canary's error rate exceeds this (default 1%%)",
+    )
+    rollout.add_argument(
+        "--max-p99-ms", type=float, help="roll back when the canary's p99 duration exceeds this"
+    )
+    rollout.add_argument(
+        "--min-requests",
+        type=int,
+        default=10,
+        help="requests needed before a step can be judged (default 10)",
+    )
+    rollout.set_defaults(func=cmd_rollout)
+
+    promote = sub.add_parser("promote", help="move all traffic to the canary")
+    promote.add_argument("name")
+    promote.set_defaults(func=cmd_promote)
+
+    rollback = sub.add_parser("rollback", help="drop the canary, or return to the previous stable version")
+    rollback.add_argument("name")
+    rollback.add_argument("--reason", default="requested", help="recorded in the history")
+    rollback.set_defaults(func=cmd_rollback)
+
+    status = sub.add_parser("status", help="live versions, weights and recent traffic per model")
+    status.add_argument("name", nargs="?")
+    status.set_defaults(func=cmd_status)
+
+    history = sub.add_parser("history", help="rollout events of a model, newest first")
+    history.add_argument("name")
+    history.add_argument("--limit", type=int, default=50)
+    history.set_defaults(func=cmd_history)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,21 +1,32 @@
 """Rollouts: move a model's ``live`` alias between Lambda versions that pin model versions.
 
-All through the Lambda API (so it works the same on AWS and on the emulator): set MODEL_VERSION on the
-function, wait for the update, publish a version, point the alias at it (or weight it as a canary).
-Alias updates carry the RevisionId read before, so two concurrent rollouts cannot both win.
+Everything goes through the Lambda API, so it works the same on AWS and on the local platform: set
+MODEL_VERSION on the function, wait for the update, publish a version, point the alias at it or give
+it a canary weight. A per-model lock in the registry (a conditional write) and the alias RevisionId
+keep two rollouts of one model from both winning; every change is journaled in the registry.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
 import time
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from model_registry import contract
 from model_registry.errors import RolloutError
+from model_registry.records import utc_now
 from model_registry.service import RegistryService
+from model_registry.store import RolloutJournal
+
+METRICS_NAMESPACE = "ModelPlatform"
+Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -28,19 +39,63 @@ class AliasState:
     revision_id: str
 
 
+@dataclass(frozen=True)
+class Health:
+    """Traffic seen by one Lambda version over a window."""
+
+    requests: int
+    errors: int
+    p99_ms: float | None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Limits a canary must stay within at every step of a progressive rollout."""
+
+    max_error_rate: float = 0.01
+    max_p99_ms: float | None = None
+    min_requests: int = 10
+
+
 class Rollouts:
     """Traffic control for the models of one platform."""
 
-    def __init__(self, service: RegistryService, lambda_client: Any, platform_name: str) -> None:
+    def __init__(
+        self,
+        service: RegistryService,
+        lambda_client: Any,
+        platform_name: str,
+        cloudwatch_client: Any | None = None,
+        actor: str | None = None,
+    ) -> None:
         self.service = service
         self._lambda = lambda_client
+        self._cloudwatch = cloudwatch_client
         self.platform_name = platform_name
+        self.journal = RolloutJournal(service.store)
+        self.actor = actor or os.environ.get("MODELCTL_USER") or getpass.getuser()
+
+    # ------------------------------------------------------------------ reading state
 
     def function_name(self, model_name: str) -> str:
         return contract.function_name(self.platform_name, model_name)
 
     def alias_state(self, model_name: str) -> AliasState:
-        alias = self._lambda.get_alias(FunctionName=self.function_name(model_name), Name=contract.ALIAS_NAME)
+        try:
+            alias = self._lambda.get_alias(
+                FunctionName=self.function_name(model_name), Name=contract.ALIAS_NAME
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                raise RolloutError(
+                    f"model {model_name!r} has no endpoint (function "
+                    f"{self.function_name(model_name)}): add it to terraform's models map"
+                ) from exc
+            raise
         weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
         canary, weight = next(iter(weights.items()), (None, 0.0))
         return AliasState(alias["FunctionVersion"], canary, float(weight), alias["RevisionId"])
@@ -50,6 +105,57 @@ class Rollouts:
             FunctionName=self.function_name(model_name), Qualifier=lambda_version
         )
         return (config.get("Environment") or {}).get("Variables", {}).get(contract.ENV_MODEL_VERSION, "")
+
+    def health(self, model_name: str, lambda_version: str, since: datetime) -> Health:
+        """Requests, errors (function errors + handler 5xx) and p99 duration of one Lambda version."""
+        if self._cloudwatch is None:
+            raise RolloutError("no CloudWatch client: cannot read health metrics")
+        name = self.function_name(model_name)
+        end = datetime.now(UTC) + timedelta(seconds=60)
+        version_dims = [
+            {"Name": "FunctionName", "Value": name},
+            {"Name": "ExecutedVersion", "Value": lambda_version},
+        ]
+
+        def total(namespace: str, metric: str, dimensions: list[dict[str, str]]) -> float:
+            points = self._cloudwatch.get_metric_statistics(
+                Namespace=namespace,
+                MetricName=metric,
+                Dimensions=dimensions,
+                StartTime=since,
+                EndTime=end,
+                Period=60,
+                Statistics=["Sum"],
+            )["Datapoints"]
+            return sum(p["Sum"] for p in points)
+
+        requests = int(total("AWS/Lambda", "Invocations", version_dims))
+        function_errors = int(total("AWS/Lambda", "Errors", version_dims))
+        model_version = self.pinned_model_version(model_name, lambda_version)
+        handler_dims = [
+            {"Name": "model", "Value": model_name},
+            {"Name": "model_version", "Value": model_version},
+            {"Name": "service", "Value": "model-serving"},
+        ]
+        server_errors = int(total(METRICS_NAMESPACE, "ServerErrors", handler_dims))
+        p99 = None
+        points = self._cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda",
+            MetricName="Duration",
+            Dimensions=version_dims,
+            StartTime=since,
+            EndTime=end,
+            Period=60,
+            ExtendedStatistics=["p99"],
+        )["Datapoints"]
+        values = [
+            p["ExtendedStatistics"]["p99"] for p in points if "p99" in (p.get("ExtendedStatistics") or {})
+        ]
+        if values:
+            p99 = max(values)
+        return Health(requests, function_errors + server_errors, p99)
+
+    # ------------------------------------------------------------------ changing state
 
     def publish(self, model_name: str, model_version: int) -> str:
         """Verify the model version, pin it on the function and publish a Lambda version; return it."""
@@ -80,30 +186,282 @@ class Rollouts:
         self, model_name: str, stable: str, canary: str | None, weight: float, revision_id: str
     ) -> None:
         """Point the alias; :class:`RolloutError` if it changed since ``revision_id`` was read."""
-        routing = (
-            {"AdditionalVersionWeights": {canary: weight}}
-            if canary and weight > 0
-            else {"AdditionalVersionWeights": {}}
-        )
+        weights = {canary: round(weight, 4)} if canary and weight > 0 else {}
         try:
             self._lambda.update_alias(
                 FunctionName=self.function_name(model_name),
                 Name=contract.ALIAS_NAME,
                 FunctionVersion=stable,
-                RoutingConfig=routing,
+                RoutingConfig={"AdditionalVersionWeights": weights},
                 RevisionId=revision_id,
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "PreconditionFailedException":
                 raise RolloutError(
                     f"the live alias of {model_name!r} changed during this operation (another rollout?); "
-                    "nothing was changed: check `modelctl status` and retry"
+                    "check `modelctl status` and retry"
                 ) from exc
             raise
 
+    def _locked(self, model_name: str, action: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        owner = f"{self.actor}:{uuid.uuid4().hex[:8]}"
+        self.journal.acquire(model_name, owner)
+        try:
+            return action(owner)
+        finally:
+            self.journal.release(model_name, owner)
+
+    def _event(
+        self,
+        model_name: str,
+        action: str,
+        before: AliasState,
+        after: AliasState | None,
+        outcome: str,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        event = {
+            "action": action,
+            "by": self.actor,
+            "at": utc_now(),
+            "outcome": outcome,
+            "from": {
+                "stable": before.stable_version,
+                "canary": before.canary_version,
+                "canary_weight": before.canary_weight,
+            },
+            "to": (
+                {
+                    "stable": after.stable_version,
+                    "canary": after.canary_version,
+                    "canary_weight": after.canary_weight,
+                }
+                if after
+                else None
+            ),
+            **extra,
+        }
+        self.journal.record(model_name, event)
+        return event
+
     def deploy(self, model_name: str, model_version: int) -> str:
-        """Send all traffic to ``model_version`` at once (used to bring a platform up)."""
+        """All traffic to ``model_version`` at once (platform bring-up)."""
+
+        def run(_: str) -> dict[str, Any]:
+            before = self.alias_state(model_name)
+            lambda_version = self.publish(model_name, model_version)
+            self.set_alias(model_name, lambda_version, None, 0.0, before.revision_id)
+            return self._event(
+                model_name,
+                "deploy",
+                before,
+                AliasState(lambda_version, None, 0.0, ""),
+                "ok",
+                model_version=model_version,
+                lambda_version=lambda_version,
+            )
+
+        return str(self._locked(model_name, run)["lambda_version"])
+
+    def start_canary(self, model_name: str, model_version: int, percent: float) -> dict[str, Any]:
+        """Publish ``model_version`` and send it ``percent`` % of traffic next to the stable version."""
+        if not 0 < percent <= 100:
+            raise RolloutError(f"canary percentage must be in (0, 100], got {percent}")
+
+        def run(_: str) -> dict[str, Any]:
+            before = self.alias_state(model_name)
+            if before.canary_version:
+                raise RolloutError(
+                    f"{model_name!r} already has a canary (Lambda version {before.canary_version}); "
+                    "promote or roll it back first"
+                )
+            if self.pinned_model_version(model_name, before.stable_version) == str(model_version):
+                raise RolloutError(f"model version {model_version} of {model_name!r} is already live")
+            lambda_version = self.publish(model_name, model_version)
+            if percent >= 100:
+                after = AliasState(lambda_version, None, 0.0, "")
+            else:
+                after = AliasState(before.stable_version, lambda_version, percent / 100, "")
+            self.set_alias(
+                model_name,
+                after.stable_version,
+                after.canary_version,
+                after.canary_weight,
+                before.revision_id,
+            )
+            return self._event(
+                model_name,
+                "rollout",
+                before,
+                after,
+                "ok",
+                model_version=model_version,
+                lambda_version=lambda_version,
+                percent=percent,
+            )
+
+        return self._locked(model_name, run)
+
+    def promote(self, model_name: str) -> dict[str, Any]:
+        """Move all traffic to the canary."""
+
+        def run(_: str) -> dict[str, Any]:
+            before = self.alias_state(model_name)
+            if not before.canary_version:
+                raise RolloutError(f"{model_name!r} has no canary to promote")
+            after = AliasState(before.canary_version, None, 0.0, "")
+            self.set_alias(model_name, after.stable_version, None, 0.0, before.revision_id)
+            return self._event(model_name, "promote", before, after, "ok")
+
+        return self._locked(model_name, run)
+
+    def rollback(
+        self, model_name: str, reason: str = "requested", *, action: str = "rollback"
+    ) -> dict[str, Any]:
+        """Drop the canary, or (with no canary) return to the previous stable version."""
+
+        def run(_: str) -> dict[str, Any]:
+            before = self.alias_state(model_name)
+            if before.canary_version:
+                after = AliasState(before.stable_version, None, 0.0, "")
+            else:
+                previous = self._previous_stable(model_name, before.stable_version)
+                if previous is None:
+                    raise RolloutError(
+                        f"{model_name!r} has no canary and no earlier stable version to return to"
+                    )
+                after = AliasState(previous, None, 0.0, "")
+            self.set_alias(model_name, after.stable_version, None, 0.0, before.revision_id)
+            return self._event(model_name, action, before, after, "ok", reason=reason)
+
+        return self._locked(model_name, run)
+
+    def _previous_stable(self, model_name: str, current: str) -> str | None:
+        for event in self.journal.events(model_name, limit=200):
+            if event.get("outcome") != "ok" or not event.get("to"):
+                continue
+            if event["to"]["stable"] == current and event["from"]["stable"] != current:
+                return str(event["from"]["stable"])
+        return None
+
+    def progressive(
+        self,
+        model_name: str,
+        model_version: int,
+        steps: Sequence[float],
+        interval_s: float,
+        gate: Gate,
+        say: Say = print,
+        poll_s: float = 2.0,
+    ) -> dict[str, Any]:
+        """Walk the canary through ``steps`` (percent), watching its health; roll back by itself on a breach.
+
+        Ctrl-C rolls the canary back and re-raises, leaving only the stable version live.
+        """
+        if not steps or any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(steps):
+            raise RolloutError("steps must be increasing percentages in (0, 100], e.g. 10,50,100")
+        first = self.start_canary(model_name, model_version, steps[0])
+        canary = str(first["lambda_version"])
+        say(
+            f"step 1/{len(steps)}: {steps[0]:g}% of {model_name} on Lambda version {canary} "
+            f"(model v{model_version})"
+        )
+        try:
+            for index, percent in enumerate(steps):
+                if index:
+                    self._set_weight(model_name, canary, percent)
+                    say(f"step {index + 1}/{len(steps)}: {percent:g}%")
+                if percent >= 100:
+                    break
+                breach = self._watch(model_name, canary, interval_s, gate, say, poll_s)
+                if breach:
+                    self.rollback(model_name, reason=breach, action="auto-rollback")
+                    say(f"rolled back: {breach}")
+                    return {"outcome": "rolled-back", "reason": breach, "lambda_version": canary}
+            self.promote(model_name)
+        except KeyboardInterrupt:
+            state = self.alias_state(model_name)
+            if state.canary_version:
+                self.rollback(model_name, reason="interrupted", action="auto-rollback")
+            state = self.alias_state(model_name)
+            say(
+                f"interrupted: all traffic on stable Lambda version {state.stable_version} "
+                f"(model v{self.pinned_model_version(model_name, state.stable_version)}); canary dropped"
+            )
+            raise
+        say(f"promoted: all traffic on Lambda version {canary} (model v{model_version})")
+        return {"outcome": "promoted", "lambda_version": canary}
+
+    def _set_weight(self, model_name: str, canary: str, percent: float) -> None:
+        def run(_: str) -> dict[str, Any]:
+            before = self.alias_state(model_name)
+            if before.canary_version != canary:
+                raise RolloutError(f"the canary of {model_name!r} changed under this rollout; stopping")
+            after = (
+                AliasState(canary, None, 0.0, "")
+                if percent >= 100
+                else AliasState(before.stable_version, canary, percent / 100, "")
+            )
+            self.set_alias(
+                model_name,
+                after.stable_version,
+                after.canary_version,
+                after.canary_weight,
+                before.revision_id,
+            )
+            return self._event(model_name, "step", before, after, "ok", percent=percent)
+
+        self._locked(model_name, run)
+
+    def _watch(
+        self, model_name: str, canary: str, interval_s: float, gate: Gate, say: Say, poll_s: float
+    ) -> str | None:
+        """Watch one step; a breach reason, or None when the canary stayed healthy with enough traffic."""
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        deadline = time.monotonic() + interval_s
+        hard_deadline = deadline + 2 * interval_s  # waiting for enough traffic to judge
+        while True:
+            time.sleep(poll_s)
+            health = self.health(model_name, canary, since)
+            p99 = f", p99 {health.p99_ms:.0f} ms" if health.p99_ms is not None else ""
+            say(
+                f"  canary: {health.requests} requests, {health.errors} errors ({health.error_rate:.1%}){p99}"
+            )
+            if health.requests >= gate.min_requests and health.error_rate > gate.max_error_rate:
+                return (
+                    f"error rate {health.error_rate:.1%} over {health.requests} requests exceeds "
+                    f"{gate.max_error_rate:.1%}"
+                )
+            if gate.max_p99_ms is not None and health.p99_ms is not None and health.p99_ms > gate.max_p99_ms:
+                return f"p99 duration {health.p99_ms:.0f} ms exceeds {gate.max_p99_ms:.0f} ms"
+            now = time.monotonic()
+            if now >= deadline and health.requests >= gate.min_requests:
+                return None
+            if now >= hard_deadline:
+                return f"not enough traffic to judge: {health.requests} < {gate.min_requests} requests"
+
+    # ------------------------------------------------------------------ reporting
+
+    def status(self, model_name: str, window_s: int = 900) -> dict[str, Any]:
+        """Stable and canary Lambda versions, the model versions they pin, weights, recent traffic."""
         state = self.alias_state(model_name)
-        lambda_version = self.publish(model_name, model_version)
-        self.set_alias(model_name, lambda_version, None, 0.0, state.revision_id)
-        return lambda_version
+        since = datetime.now(UTC) - timedelta(seconds=window_s)
+        rows = []
+        for role, version, weight in (
+            ("stable", state.stable_version, 1 - state.canary_weight),
+            ("canary", state.canary_version, state.canary_weight),
+        ):
+            if version is None:
+                continue
+            row: dict[str, Any] = {
+                "model": model_name,
+                "role": role,
+                "lambda_version": version,
+                "model_version": self.pinned_model_version(model_name, version),
+                "weight": round(weight, 4),
+            }
+            if self._cloudwatch is not None:
+                health = self.health(model_name, version, since)
+                row |= {"requests": health.requests, "errors": health.errors}
+            rows.append(row)
+        return {"model": model_name, "versions": rows, "state": asdict(state)}

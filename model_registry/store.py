@@ -9,6 +9,8 @@ no holes.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 import time
 import uuid
@@ -239,3 +241,140 @@ class RegistryStore:
                 ExpressionAttributeValues=_to_ddb({":archived": STATUS_ARCHIVED}),
             )
         return replace(record, status=STATUS_ARCHIVED)
+
+
+# --------------------------------------------------------------------------- rollout events and lock
+# Rollout events live in the model's own partition under negative sort keys (-1, -2, ...), so a
+# function scoped by dynamodb:LeadingKeys never sees another model's history either.
+
+
+class RolloutJournal:
+    """Rollout history and the per-model rollout lock, in the registry table."""
+
+    def __init__(self, store: RegistryStore) -> None:
+        self._store = store
+        self._ddb = store._ddb
+        self.table_name = store.table_name
+
+    def record(self, model_name: str, event: dict[str, Any]) -> int:
+        """Append one event; returns its sequence number."""
+        key = self._store._key(model_name, contract.SUMMARY_SORT_KEY)
+        for attempt in range(20):
+            summary = self._store._summary(model_name)
+            if summary is None:
+                raise ModelNotFound(f"model {model_name!r} is not registered")
+            latest = int(summary.get("latest_event", 0))
+            item = {
+                contract.PARTITION_KEY: model_name,
+                contract.SORT_KEY: -(latest + 1),
+                "event": json.dumps(event, default=str),
+                "recorded_at": utc_now(),
+            }
+            try:
+                with _dependency("record rollout event"):
+                    self._ddb.transact_write_items(
+                        TransactItems=[
+                            {
+                                "Update": {
+                                    "TableName": self.table_name,
+                                    "Key": key,
+                                    "UpdateExpression": "SET latest_event = :new",
+                                    "ConditionExpression": (
+                                        "attribute_not_exists(latest_event) OR latest_event = :old"
+                                    ),
+                                    "ExpressionAttributeValues": _to_ddb(
+                                        {":new": latest + 1, ":old": latest}
+                                    ),
+                                }
+                            },
+                            {
+                                "Put": {
+                                    "TableName": self.table_name,
+                                    "Item": _to_ddb(item),
+                                    "ConditionExpression": "attribute_not_exists(#sk)",
+                                    "ExpressionAttributeNames": {"#sk": contract.SORT_KEY},
+                                }
+                            },
+                        ]
+                    )
+                return latest + 1
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                time.sleep(0.02 * (attempt + 1) * random.random())
+        raise ConflictError(f"could not record a rollout event for {model_name!r}")
+
+    def events(self, model_name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first."""
+        with _dependency("rollout history"):
+            response = self._ddb.query(
+                TableName=self.table_name,
+                KeyConditionExpression="#pk = :name AND #sk < :zero",
+                ExpressionAttributeNames={"#pk": contract.PARTITION_KEY, "#sk": contract.SORT_KEY},
+                ExpressionAttributeValues=_to_ddb({":name": model_name, ":zero": 0}),
+                ScanIndexForward=True,  # ascending from the most negative key: newest first
+                Limit=limit,
+                ConsistentRead=True,
+            )
+        out = []
+        for raw in response["Items"]:
+            item = _from_ddb(raw)
+            out.append(
+                {
+                    "sequence": -int(item[contract.SORT_KEY]),
+                    "recorded_at": item["recorded_at"],
+                    **json.loads(item["event"]),
+                }
+            )
+        return out
+
+    def acquire(self, model_name: str, owner: str, ttl_s: int = 900) -> None:
+        """Take the model's rollout lock or raise :class:`ConflictError` naming its holder."""
+        now = int(time.time())
+        key = self._store._key(model_name, contract.SUMMARY_SORT_KEY)
+        try:
+            with _dependency("rollout lock"):
+                self._ddb.update_item(
+                    TableName=self.table_name,
+                    Key=key,
+                    UpdateExpression="SET rollout_lock = :lock",
+                    ConditionExpression="attribute_exists(#pk) AND "
+                    "(attribute_not_exists(rollout_lock) OR rollout_lock.expires_at < :now)",
+                    ExpressionAttributeNames={"#pk": contract.PARTITION_KEY},
+                    ExpressionAttributeValues=_to_ddb(
+                        {
+                            ":lock": {"owner": owner, "expires_at": now + ttl_s, "since": utc_now()},
+                            ":now": now,
+                        }
+                    ),
+                )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            raise self._held(model_name) from exc
+        # Read back: an emulator without isolated conditional writes could have let two writers in.
+        time.sleep(0.05)
+        holder = (self._store._summary(model_name) or {}).get("rollout_lock") or {}
+        if holder.get("owner") != owner:
+            raise self._held(model_name)
+
+    def _held(self, model_name: str) -> ConflictError:
+        summary = self._store._summary(model_name)
+        if summary is None:
+            return ModelNotFound(f"model {model_name!r} is not registered")  # type: ignore[return-value]
+        lock = summary.get("rollout_lock") or {}
+        return ConflictError(
+            f"another rollout of {model_name!r} is in progress ({lock.get('owner', '?')} since "
+            f"{lock.get('since', '?')}); nothing was changed"
+        )
+
+    def release(self, model_name: str, owner: str) -> None:
+        with contextlib.suppress(ClientError), _dependency("rollout unlock"):
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self._store._key(model_name, contract.SUMMARY_SORT_KEY),
+                UpdateExpression="REMOVE rollout_lock",
+                ConditionExpression="rollout_lock.#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues=_to_ddb({":owner": owner}),
+            )

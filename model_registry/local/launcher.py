@@ -7,6 +7,7 @@ Emulator (moto server) -> terraform apply -> train and register the example mode
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -117,6 +118,9 @@ def local_platform(
         if not (build_dir / name).exists():
             raise FileNotFoundError(f"{build_dir / name} is missing: run `make build` first")
     runtime = install_runtime(build_dir, log=lambda m: say(f"installing the local Lambda runtime: {m}"))
+    log_handler = logging.FileHandler(state_dir / "dataplane.log")
+    log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger("dataplane").addHandler(log_handler)
     emulator = Emulator(emulator_port, log_path=state_dir / "emulator.log").start()
     server: DataPlaneServer | None = None
     try:
@@ -181,7 +185,8 @@ def run_up(emulator_port: int, port: int, state_dir: str) -> int:
             with _environ(platform.env):
                 register_and_roll_out_examples(Settings.from_env(), state, _say)
             env_file = state / "platform.env"
-            env_file.write_text("".join(f"export {k}={v}\n" for k, v in platform.env.items()))
+            env = {**platform.env, "MODEL_PLATFORM_URL": platform.url}
+            env_file.write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
             manifest = json.loads((state / "examples" / "manifest.json").read_text())
             _say(f"local data plane (API Gateway + Lambda) on {platform.url}")
             for name in platform.outputs["functions"]:

@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 FLUSH_INTERVAL_S = 1.0
 MAX_DATUMS_PER_CALL = 500
+MAX_LOG_EVENTS_PER_CALL = 1000
 
 
 def emf_to_datums(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -49,16 +50,41 @@ def emf_to_datums(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return datums
 
 
+class _Aggregate:
+    """Sample count, sum, min and max of one metric series over a flush interval."""
+
+    __slots__ = ("count", "maximum", "minimum", "total")
+
+    def __init__(self) -> None:
+        self.count, self.total, self.minimum, self.maximum = 0, 0.0, float("inf"), float("-inf")
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.minimum = min(self.minimum, value)
+        self.maximum = max(self.maximum, value)
+
+
+SeriesKey = tuple[str, str, str, tuple[tuple[str, str], ...]]  # namespace, name, unit, dimensions
+
+
 class Telemetry:
-    """Buffers log lines and metric data and ships them from a background thread."""
+    """Buffers log lines and metric values and ships them from a background thread.
+
+    Metric values are aggregated per series and flush interval (StatisticValues), as CloudWatch does
+    with EMF: one datum per series per second instead of one per request, so a busy data plane never
+    falls behind the emulator.
+    """
 
     def __init__(self, logs_client: Any, cloudwatch_client: Any) -> None:
         self._logs = logs_client
         self._cloudwatch = cloudwatch_client
         self._lines: queue.SimpleQueue[tuple[str, str, str, int]] = queue.SimpleQueue()
-        self._datums: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
+        self._series: dict[SeriesKey, _Aggregate] = defaultdict(_Aggregate)
+        self._series_lock = threading.Lock()
         self._streams: set[tuple[str, str]] = set()
         self._stop = threading.Event()
+        self._flush_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True, name="telemetry")
         self.errors = 0
 
@@ -71,24 +97,17 @@ class Telemetry:
         self._lines.put((group, stream, line, int(time.time() * 1000)))
         if line.startswith("{") and '"_aws"' in line:
             try:
-                for pair in emf_to_datums(json.loads(line)):
-                    self._datums.put(pair)
+                datums = emf_to_datums(json.loads(line))
             except (ValueError, KeyError, TypeError):
-                pass
+                return
+            for namespace, datum in datums:
+                dimensions = {d["Name"]: d["Value"] for d in datum["Dimensions"]}
+                self.metric(namespace, datum["MetricName"], datum["Value"], datum["Unit"], dimensions)
 
     def metric(self, namespace: str, name: str, value: float, unit: str, dimensions: dict[str, str]) -> None:
-        self._datums.put(
-            (
-                namespace,
-                {
-                    "MetricName": name,
-                    "Value": value,
-                    "Unit": unit,
-                    "Timestamp": datetime.now(UTC),
-                    "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
-                },
-            )
-        )
+        key = (namespace, name, unit, tuple(sorted(dimensions.items())))
+        with self._series_lock:
+            self._series[key].add(float(value))
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL_S):
@@ -96,36 +115,58 @@ class Telemetry:
         self.flush()
 
     def flush(self) -> None:
-        lines: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        while not self._lines.empty():
-            group, stream, line, timestamp = self._lines.get()
-            lines[(group, stream)].append({"timestamp": timestamp, "message": line or " "})
-        for (group, stream), events in lines.items():
-            self._put_logs(group, stream, events)
-        datums: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        while not self._datums.empty():
-            namespace, datum = self._datums.get()
-            datums[namespace].append(datum)
-        for namespace, items in datums.items():
-            for start in range(0, len(items), MAX_DATUMS_PER_CALL):
-                try:
-                    self._cloudwatch.put_metric_data(
-                        Namespace=namespace, MetricData=items[start : start + 500]
-                    )
-                except (ClientError, BotoCoreError):
-                    self.errors += 1
+        """Ship what is buffered now."""
+        with self._flush_lock:
+            lines: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+            while not self._lines.empty():
+                group, stream, line, timestamp = self._lines.get()
+                lines[(group, stream)].append({"timestamp": timestamp, "message": line or " "})
+            for (group, stream), events in lines.items():
+                self._put_logs(group, stream, events)
+            with self._series_lock:
+                series, self._series = self._series, defaultdict(_Aggregate)
+            now = datetime.now(UTC)
+            datums: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for (namespace, name, unit, dimensions), aggregate in series.items():
+                datums[namespace].append(
+                    {
+                        "MetricName": name,
+                        "Unit": unit,
+                        "Timestamp": now,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions],
+                        "StatisticValues": {
+                            "SampleCount": aggregate.count,
+                            "Sum": aggregate.total,
+                            "Minimum": aggregate.minimum,
+                            "Maximum": aggregate.maximum,
+                        },
+                    }
+                )
+            for namespace, items in datums.items():
+                for start in range(0, len(items), MAX_DATUMS_PER_CALL):
+                    try:
+                        self._cloudwatch.put_metric_data(
+                            Namespace=namespace, MetricData=items[start : start + MAX_DATUMS_PER_CALL]
+                        )
+                    except (ClientError, BotoCoreError):
+                        self.errors += 1
 
     def _put_logs(self, group: str, stream: str, events: list[dict[str, Any]]) -> None:
-        try:
-            if (group, stream) not in self._streams:
-                with contextlib.suppress(ClientError):  # Terraform made it already
-                    self._logs.create_log_group(logGroupName=group)
-                with contextlib.suppress(ClientError):
-                    self._logs.create_log_stream(logGroupName=group, logStreamName=stream)
-                self._streams.add((group, stream))
-            self._logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
-        except (ClientError, BotoCoreError):
-            self.errors += 1
+        for start in range(0, len(events), MAX_LOG_EVENTS_PER_CALL):
+            try:
+                if (group, stream) not in self._streams:
+                    with contextlib.suppress(ClientError):  # Terraform made it already
+                        self._logs.create_log_group(logGroupName=group)
+                    with contextlib.suppress(ClientError):
+                        self._logs.create_log_stream(logGroupName=group, logStreamName=stream)
+                    self._streams.add((group, stream))
+                self._logs.put_log_events(
+                    logGroupName=group,
+                    logStreamName=stream,
+                    logEvents=events[start : start + MAX_LOG_EVENTS_PER_CALL],
+                )
+            except (ClientError, BotoCoreError):
+                self.errors += 1
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,0 +1,166 @@
+"""Rollouts on the running local platform: under load, automatic rollback, and Terraform staying clean."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+import requests
+import skops.io as sio
+
+from model_registry.examples import ExampleModel
+from model_registry.rollout import Gate, Rollouts
+from model_registry.service import RegistryService
+from tests.e2e.conftest import RunningPlatform
+
+pytestmark = pytest.mark.e2e
+
+
+def _rollouts(running: RunningPlatform) -> Rollouts:
+    endpoint = running.settings.endpoint_url
+    return Rollouts(
+        RegistryService.from_settings(running.settings),
+        boto3.client("lambda", endpoint_url=endpoint),
+        running.settings.platform_name,
+        boto3.client("cloudwatch", endpoint_url=endpoint),
+        actor="e2e",
+    )
+
+
+class Load:
+    """Clients posting to one model until stopped, recording (start, end, status, version)."""
+
+    def __init__(self, url: str, body: dict, clients: int) -> None:
+        self.url, self.body = url, body
+        self.records: list[tuple[float, float, int, str]] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+        self._lock = threading.Lock()
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                start = time.monotonic()
+                try:
+                    response = session.post(self.url, json=self.body, timeout=60)
+                    status = response.status_code
+                    version = (
+                        response.json().get("model_version", "") if status == 200 else response.text[:200]
+                    )
+                except requests.RequestException as exc:
+                    status, version = 0, repr(exc)
+                with self._lock:
+                    self.records.append((start, time.monotonic(), status, version))
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=90)
+
+
+def test_promote_and_rollback_under_load_lose_nothing(
+    running: RunningPlatform, examples: dict[str, ExampleModel]
+) -> None:
+    rollouts = _rollouts(running)
+    iris = examples["iris"]
+    old = rollouts.pinned_model_version("iris", rollouts.alias_state("iris").stable_version)
+    new = str(
+        rollouts.service.register(
+            "iris", iris.artifact, feature_names=iris.feature_names, description="under load", progress=False
+        ).version
+    )
+    rollouts.start_canary("iris", int(new), 50)
+    with Load(
+        f"{running.url}/models/iris/predict", {"instances": iris.X_test[:2].tolist()}, clients=8
+    ) as load:
+        time.sleep(6)
+        rollouts.promote("iris")
+        promoted_at = time.monotonic()
+        time.sleep(7)
+        rollback_started = time.monotonic()
+        rollouts.rollback("iris", reason="load test")
+        rolled_back_at = time.monotonic()
+        time.sleep(15)  # 8 cold starts of the old version share 2 cores
+    failures = [r for r in load.records if r[2] != 200]
+    print(f"{len(load.records)} requests during promote and rollback, {len(failures)} failed")
+    assert len(load.records) > 200
+    assert not failures, failures[:5]
+    assert {r[3] for r in load.records} <= {old, new}
+    settle = 0.5  # the data plane re-reads the alias every 0.2 s
+    only_new = [r for r in load.records if r[0] > promoted_at + settle and r[1] < rollback_started]
+    only_old = [r for r in load.records if r[0] > rolled_back_at + settle]
+    assert only_new and {r[3] for r in only_new} == {new}
+    assert only_old and {r[3] for r in only_old} == {old}
+
+
+def _broken_iris(examples: dict[str, ExampleModel], path: Path) -> Path:
+    """A pipeline that loads and has a valid 4-feature signature, but raises on every real prediction."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = examples["iris"].X_test, examples["iris"].y_test
+    scaler = StandardScaler().fit(X)
+    model = LogisticRegression(max_iter=200).fit(np.column_stack([X, X[:, :1]]), y)  # expects 5 features
+    sio.dump(Pipeline([("scale", scaler), ("model", model)]), path)
+    return path
+
+
+def test_progressive_rollout_of_a_broken_version_rolls_back_by_itself(
+    running: RunningPlatform, examples: dict[str, ExampleModel], tmp_path: Path
+) -> None:
+    rollouts = _rollouts(running)
+    stable = rollouts.alias_state("iris").stable_version
+    broken = rollouts.service.register(
+        "iris",
+        _broken_iris(examples, tmp_path / "broken.skops"),
+        feature_names=examples["iris"].feature_names,
+        description="broken",
+        progress=False,
+    )
+    messages: list[str] = []
+    with Load(
+        f"{running.url}/models/iris/predict", {"instances": examples["iris"].X_test[:1].tolist()}, clients=2
+    ) as load:
+        result = rollouts.progressive(
+            "iris",
+            broken.version,
+            [25, 100],
+            interval_s=8,
+            gate=Gate(max_error_rate=0.01, min_requests=5),
+            say=messages.append,
+            poll_s=1.0,
+        )
+        rolled_back_at = time.monotonic()
+        time.sleep(3)
+    print("\n".join(messages))
+    log = running.platform.server.plane.state_dir / "dataplane.log"
+    print(log.read_text()[-3000:] if log.exists() else "no data plane log")
+    print(
+        "telemetry errors:",
+        running.platform.server.plane.telemetry.errors,
+        "statuses:",
+        sorted({(r[2], r[3][:60]) for r in load.records}),
+    )
+    assert result["outcome"] == "rolled-back" and "error rate" in result["reason"]
+    state = rollouts.alias_state("iris")
+    assert (state.stable_version, state.canary_version) == (stable, None)
+    after = [r for r in load.records if r[0] > rolled_back_at + 0.5]
+    assert after and all(r[2] == 200 for r in after), "the stable version stopped serving"
+    assert any(r[2] == 500 for r in load.records), "the broken canary never served a request"
+    assert rollouts.journal.events("iris")[0]["action"] == "auto-rollback"
+
+
+def test_terraform_plan_is_clean_after_rollouts(running: RunningPlatform) -> None:
+    history = _rollouts(running).journal.events("iris")
+    assert {"rollout", "promote", "rollback"} <= {e["action"] for e in history}
+    assert running.platform.deployment.plan() is False

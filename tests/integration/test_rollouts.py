@@ -1,0 +1,174 @@
+"""Rollouts against the emulator's Lambda control plane (no data plane needed)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import zipfile
+
+import boto3
+import pytest
+
+from model_registry import aws, contract
+from model_registry.errors import ConflictError, IntegrityError, RolloutError, VersionNotFound
+from model_registry.examples import ExampleModel
+from model_registry.rollout import Rollouts
+from model_registry.service import RegistryService
+from model_registry.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def _function(settings: Settings, model: str) -> None:
+    """A function with a live alias, as Terraform's model_endpoint module makes it."""
+    lam = boto3.client("lambda", region_name=settings.region, endpoint_url=settings.endpoint_url)
+    iam = boto3.client("iam", region_name=settings.region, endpoint_url=settings.endpoint_url)
+    role = iam.create_role(RoleName=f"role-{settings.table_name}-{model}", AssumeRolePolicyDocument="{}")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    name = contract.function_name(settings.platform_name, model)
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role["Role"]["Arn"],
+        Handler="handler.handler",
+        Code={"ZipFile": buffer.getvalue()},
+        Publish=True,
+        Environment={"Variables": {contract.ENV_MODEL_VERSION: "latest"}},
+    )
+    lam.create_alias(FunctionName=name, Name=contract.ALIAS_NAME, FunctionVersion="1")
+
+
+@pytest.fixture
+def rollouts(server_settings: Settings, examples: dict[str, ExampleModel]) -> Rollouts:
+    settings = Settings(**{**vars(server_settings), "platform_name": server_settings.table_name})
+    service = RegistryService.from_settings(settings)
+    for _ in range(3):
+        service.register("iris", examples["iris"].artifact, progress=False)
+    _function(settings, "iris")
+    return Rollouts(
+        service,
+        aws.client_for("lambda", settings),
+        settings.platform_name,
+        aws.client_for("cloudwatch", settings),
+        actor="tester",
+    )
+
+
+def test_canary_promote_rollback_and_history(rollouts: Rollouts) -> None:
+    first = rollouts.deploy("iris", 1)
+    event = rollouts.start_canary("iris", 2, 20)
+    state = rollouts.alias_state("iris")
+    assert (state.stable_version, state.canary_version, state.canary_weight) == (
+        first,
+        event["to"]["canary"],
+        0.2,
+    )
+    assert rollouts.pinned_model_version("iris", state.canary_version) == "2"
+    assert rollouts.pinned_model_version("iris", state.stable_version) == "1"
+    with pytest.raises(RolloutError, match="already has a canary"):
+        rollouts.start_canary("iris", 3, 10)
+
+    rollouts.promote("iris")
+    promoted = rollouts.alias_state("iris")
+    assert (promoted.stable_version, promoted.canary_version) == (state.canary_version, None)
+
+    rollouts.rollback("iris", reason="bad metrics")  # no canary: back to the previous stable version
+    assert rollouts.alias_state("iris").stable_version == first
+
+    rollouts.start_canary("iris", 3, 50)
+    rollouts.rollback("iris")  # canary: dropped
+    after = rollouts.alias_state("iris")
+    assert (after.stable_version, after.canary_version) == (first, None)
+
+    history = rollouts.journal.events("iris")
+    assert [e["action"] for e in history] == [
+        "rollback",
+        "rollout",
+        "rollback",
+        "promote",
+        "rollout",
+        "deploy",
+    ]
+    assert history[2]["reason"] == "bad metrics" and all(e["by"] == "tester" for e in history)
+    status = rollouts.status("iris")
+    assert [(r["role"], r["model_version"]) for r in status["versions"]] == [("stable", "1")]
+
+
+def test_unknown_version_and_tampered_artifact_are_refused_without_change(rollouts: Rollouts) -> None:
+    rollouts.deploy("iris", 1)
+    lam = rollouts._lambda
+    name = rollouts.function_name("iris")
+    versions_before = len(lam.list_versions_by_function(FunctionName=name)["Versions"])
+    state_before = rollouts.alias_state("iris")
+    with pytest.raises(VersionNotFound):
+        rollouts.start_canary("iris", 42, 10)
+    record = rollouts.service.store.get_version("iris", 2)
+    s3 = rollouts.service.artifacts._s3
+    s3.put_object(Bucket=rollouts.service.artifacts.bucket, Key=record.s3_key, Body=b"tampered")
+    with pytest.raises(IntegrityError):
+        rollouts.start_canary("iris", 2, 10)
+    assert rollouts.alias_state("iris") == state_before
+    assert len(lam.list_versions_by_function(FunctionName=name)["Versions"]) == versions_before
+
+
+def test_two_concurrent_rollouts_cannot_both_win(rollouts: Rollouts) -> None:
+    rollouts.deploy("iris", 1)
+    barrier = threading.Barrier(2)
+    outcomes: dict[int, object] = {}
+
+    def attempt(model_version: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[model_version] = rollouts.start_canary("iris", model_version, 10)
+        except (ConflictError, RolloutError) as exc:
+            outcomes[model_version] = exc
+
+    threads = [threading.Thread(target=attempt, args=(v,)) for v in (2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [v for v, o in outcomes.items() if isinstance(o, dict)]
+    losers = [o for o in outcomes.values() if not isinstance(o, dict)]
+    assert len(winners) == 1 and len(losers) == 1, outcomes
+    assert "nothing was changed" in str(losers[0]) or "already has a canary" in str(losers[0])
+    state = rollouts.alias_state("iris")
+    assert rollouts.pinned_model_version("iris", state.canary_version) == str(winners[0])
+
+
+def test_cli_rollout_status_history(rollouts: Rollouts, server_settings: Settings) -> None:
+    rollouts.deploy("iris", 1)
+    env = {
+        **os.environ,
+        contract.ENV_TABLE: server_settings.table_name,
+        contract.ENV_BUCKET: server_settings.bucket_name,
+        contract.ENV_ENDPOINT_URL: server_settings.endpoint_url or "",
+        contract.ENV_PLATFORM_NAME: rollouts.platform_name,
+        "MODELCTL_USER": "cli-user",
+    }
+
+    def modelctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "model_registry.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    started = modelctl("rollout", "iris", "2", "--canary", "25")
+    assert started.returncode == 0, started.stderr
+    assert "25%" in started.stdout
+    status = modelctl("status", "iris")
+    assert "canary" in status.stdout and "0.25" in status.stdout
+    assert modelctl("promote", "iris").returncode == 0
+    refused = modelctl("rollout", "iris", "99", "--canary", "10")
+    assert refused.returncode == 1 and "no version 99" in refused.stderr
+    history = modelctl("history", "iris")
+    assert history.stdout.splitlines()[1].split()[3] == "promote" and "cli-user" in history.stdout

@@ -11,7 +11,7 @@ TF_CLI_CONFIG := $(abspath $(BUILD))/terraformrc
 export TF_CLI_CONFIG_FILE := $(TF_CLI_CONFIG)
 PYTEST_ARGS ?=
 
-.PHONY: help install tools test lint fmt up demo bench build clean terraformrc
+.PHONY: help install tools test bench lint fmt up demo bench build clean terraformrc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,7 +43,13 @@ terraformrc: ## write the Terraform CLI config (filesystem mirror when present)
 	else : > $(TF_CLI_CONFIG); fi
 
 test: install tools terraformrc ## install and run the whole test suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not benchmark" $(PYTEST_ARGS)
+
+bench: install terraformrc build ## benchmarks: handler overhead, cold start, data plane, sizes -> reports/
+	@mkdir -p $(BUILD)/bench
+	$(PY) -m pytest tests/performance -m benchmark -q --benchmark-enable --benchmark-only \
+		--benchmark-min-rounds=200 --benchmark-json=$(BUILD)/bench/handler.json --benchmark-save-data
+	$(PY) -m tests.performance.bench_report
 
 lint: install ## ruff and terraform fmt
 	$(VENV)/bin/ruff check .

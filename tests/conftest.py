@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,23 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
 @pytest.fixture(scope="session")
+def terraform_bin() -> str:
+    binary = shutil.which("terraform")
+    required = os.environ.get("REQUIRE_TERRAFORM") == "1"
+    if binary is None:
+        if required:
+            pytest.fail("REQUIRE_TERRAFORM=1 but no terraform binary is on PATH")
+        pytest.skip("terraform is not on PATH (set REQUIRE_TERRAFORM=1 to make this a failure)")
+    config = os.environ.get("TF_CLI_CONFIG_FILE", "")
+    if not config or not Path(config).exists():
+        message = "TF_CLI_CONFIG_FILE is not set to an existing file: run the tests through `make test`"
+        if required:
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
+@pytest.fixture(scope="session")
 def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ExampleModel]:
     """The three example models, really trained once per session."""
     out = tmp_path_factory.mktemp("examples")
@@ -41,10 +59,11 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def service(settings: Settings) -> Iterator[RegistryService]:
+def service(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[RegistryService]:
     """A registry service against in-process moto."""
     from moto import mock_aws
 
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     aws.client.cache_clear()
     with mock_aws():
         create_registry(settings)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from model_registry import aws
 from model_registry.examples import ExampleModel
 from model_registry.local.launcher import (
     LocalPlatform,
@@ -60,15 +59,10 @@ def running(
         with _environ(platform.env):
             settings = Settings.from_env()
             versions = register_and_roll_out_examples(settings, state, lambda m: None)
-        saved = dict(os.environ)
-        os.environ.update(platform.env)
-        aws.client.cache_clear()
+        # Tests pass the emulator's endpoint explicitly: nothing leaks into other tests' environment.
         try:
             yield RunningPlatform(platform, settings, versions)
         finally:
             pids = [platform.emulator.process.pid, *platform.server.plane.worker_pids()]
-            os.environ.clear()
-            os.environ.update(saved)
-            aws.client.cache_clear()
     left = [pid for pid in pids if _alive(pid)]
     assert not left, f"processes left behind after the platform stopped: {left}"

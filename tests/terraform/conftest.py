@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -12,23 +10,6 @@ import pytest
 from tests.helpers import REPO_ROOT
 
 TERRAFORM_DIR = REPO_ROOT / "terraform"
-
-
-@pytest.fixture(scope="session")
-def terraform_bin() -> str:
-    binary = shutil.which("terraform")
-    required = os.environ.get("REQUIRE_TERRAFORM") == "1"
-    if binary is None:
-        if required:
-            pytest.fail("REQUIRE_TERRAFORM=1 but no terraform binary is on PATH")
-        pytest.skip("terraform is not on PATH (set REQUIRE_TERRAFORM=1 to make this a failure)")
-    config = os.environ.get("TF_CLI_CONFIG_FILE", "")
-    if not config or not Path(config).exists():
-        message = "TF_CLI_CONFIG_FILE is not set to an existing file: run the tests through `make test`"
-        if required:
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
 
 
 @pytest.fixture(scope="session")

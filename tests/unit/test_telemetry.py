@@ -57,7 +57,8 @@ def _sum(cloudwatch, namespace: str, name: str, dimensions: dict[str, str]) -> f
     return sum(p["Sum"] for p in points)
 
 
-def test_counts_survive_aggregation_exactly() -> None:
+def test_counts_survive_aggregation_exactly(monkeypatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         logs = boto3.client("logs", region_name="us-east-1")
         cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")

@@ -1,0 +1,235 @@
+"""A corpus of hostile and malformed requests through the real HTTP path of the local platform.
+
+Each must get a documented 4xx with a JSON error body, none a 5xx, and the platform must keep serving.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from tests.e2e.conftest import RunningPlatform
+
+pytestmark = pytest.mark.e2e
+ROW = [5.1, 3.5, 1.4, 0.2]
+JSON = {"content-type": "application/json"}
+
+
+def _corpus() -> list[tuple[str, str, str, bytes, dict[str, str], int]]:
+    """(id, method, path, body, headers, expected status)."""
+    p = "/models/iris/predict"
+    v2 = "/v2/models/iris/infer"
+    cases: list[tuple[str, str, str, bytes, dict[str, str], int]] = [
+        ("broken json", "POST", p, b'{"instances": [[1,2', JSON, 400),
+        ("not json at all", "POST", p, b"hello", JSON, 400),
+        ("empty body", "POST", p, b"", JSON, 400),
+        ("json null", "POST", p, b"null", JSON, 400),
+        ("json array", "POST", p, b"[[1,2,3,4]]", JSON, 400),
+        ("json string", "POST", p, b'"instances"', JSON, 400),
+        ("json number", "POST", p, b"42", JSON, 400),
+        ("utf-16 body", "POST", p, json.dumps({"instances": [ROW]}).encode("utf-16"), JSON, 400),
+        ("invalid utf-8", "POST", p, b'{"instances": "\xff\xfe"}', JSON, 400),
+        (
+            "form content type",
+            "POST",
+            p,
+            b"a=1&b=2",
+            {"content-type": "application/x-www-form-urlencoded"},
+            415,
+        ),
+        ("xml content type", "POST", p, b"<a/>", {"content-type": "application/xml"}, 415),
+        ("multipart", "POST", p, b"--x--", {"content-type": "multipart/form-data; boundary=x"}, 415),
+        ("text/plain", "POST", p, b"1,2,3,4", {"content-type": "text/plain"}, 415),
+        ("deeply nested", "POST", p, b'{"instances": ' + b"[" * 50000 + b"]" * 50000 + b"}", JSON, 400),
+        ("deep objects", "POST", p, b'{"a":' * 20000 + b"1" + b"}" * 20000, JSON, 400),
+        ("no instances key", "POST", p, b'{"rows": [[1,2,3,4]]}', JSON, 400),
+        ("instances is object", "POST", p, b'{"instances": {"a": 1}}', JSON, 400),
+        ("instances is string", "POST", p, b'{"instances": "1,2,3,4"}', JSON, 400),
+        ("instances is number", "POST", p, b'{"instances": 4}', JSON, 400),
+        (
+            "return_probabilities string",
+            "POST",
+            p,
+            b'{"instances": [[1,2,3,4]], "return_probabilities": "yes"}',
+            JSON,
+            400,
+        ),
+        ("inputs wrong type", "POST", p, b'{"inputs": "x"}', JSON, 400),
+        ("empty batch", "POST", p, b'{"instances": []}', JSON, 422),
+        ("empty row", "POST", p, b'{"instances": [[]]}', JSON, 422),
+        ("flat row", "POST", p, b'{"instances": [1,2,3,4]}', JSON, 422),
+        ("3d", "POST", p, b'{"instances": [[[1,2,3,4]]]}', JSON, 422),
+        ("ragged", "POST", p, b'{"instances": [[1,2,3,4],[1,2]]}', JSON, 422),
+        ("too few features", "POST", p, b'{"instances": [[1,2,3]]}', JSON, 422),
+        ("too many features", "POST", p, b'{"instances": [[1,2,3,4,5]]}', JSON, 422),
+        ("strings for numbers", "POST", p, b'{"instances": [["a","b","c","d"]]}', JSON, 422),
+        ("numeric strings", "POST", p, b'{"instances": [["1","2","3","4"]]}', JSON, 422),
+        ("nulls", "POST", p, b'{"instances": [[null,1,2,3]]}', JSON, 422),
+        ("booleans", "POST", p, b'{"instances": [[true,false,true,false]]}', JSON, 422),
+        ("objects in row", "POST", p, b'{"instances": [[{},1,2,3]]}', JSON, 422),
+        ("NaN", "POST", p, b'{"instances": [[NaN,1,2,3]]}', JSON, 422),
+        ("Infinity", "POST", p, b'{"instances": [[Infinity,1,2,3]]}', JSON, 422),
+        ("-Infinity", "POST", p, b'{"instances": [[-Infinity,1,2,3]]}', JSON, 422),
+        ("huge float", "POST", p, b'{"instances": [[1e400,1,2,3]]}', JSON, 422),
+        ("huge int", "POST", p, b'{"instances": [[' + b"9" * 5000 + b",1,2,3]]}", JSON, 422),
+        ("wrong feature names", "POST", p, b'{"instances": [{"a":1,"b":2,"c":3,"d":4}]}', JSON, 422),
+        (
+            "missing feature",
+            "POST",
+            p,
+            b'{"instances": [{"sepal length (cm)":1,"sepal width (cm)":2,"petal length (cm)":3}]}',
+            JSON,
+            422,
+        ),
+        ("columns wrong names", "POST", p, b'{"inputs": {"x": [1]}}', JSON, 422),
+        (
+            "columns ragged",
+            "POST",
+            p,
+            b'{"inputs": {"sepal length (cm)":[1,2],"sepal width (cm)":[1],"petal length (cm)":[1],'
+            b'"petal width (cm)":[1]}}',
+            JSON,
+            422,
+        ),
+        ("mixed rows", "POST", p, b'{"instances": [{"a": 1}, [1,2,3,4]]}', JSON, 422),
+        ("batch over limit", "POST", p, json.dumps({"instances": [ROW] * 1001}).encode(), JSON, 413),
+        (
+            "body over 5 MB",
+            "POST",
+            p,
+            b'{"instances": [' + b"[1,2,3,4]," * 600000 + b"[1,2,3,4]]}",
+            JSON,
+            413,
+        ),
+        ("body over 10 MB", "POST", p, b" " * (10 * 1024 * 1024 + 10), JSON, 413),
+        (
+            "unknown model",
+            "POST",
+            "/models/nope/predict",
+            json.dumps({"instances": [ROW]}).encode(),
+            JSON,
+            404,
+        ),
+        (
+            "unknown version",
+            "POST",
+            "/models/iris/versions/999/predict",
+            json.dumps({"instances": [ROW]}).encode(),
+            JSON,
+            404,
+        ),
+        (
+            "version zero",
+            "POST",
+            "/models/iris/versions/0/predict",
+            json.dumps({"instances": [ROW]}).encode(),
+            JSON,
+            404,
+        ),
+        ("negative version", "POST", "/models/iris/versions/-1/predict", b"{}", JSON, 404),
+        ("version not a number", "POST", "/models/iris/versions/latest/predict", b"{}", JSON, 404),
+        ("huge version", "POST", "/models/iris/versions/99999999999999999999/predict", b"{}", JSON, 404),
+        ("traversal in name", "POST", "/models/../models/iris/predict", b"{}", JSON, 404),
+        ("encoded traversal", "POST", "/models/%2e%2e%2firis/predict", b"{}", JSON, 404),
+        ("traversal in version", "POST", "/models/iris/versions/..%2f..%2fx/predict", b"{}", JSON, 404),
+        ("unknown route under model", "POST", "/models/iris/explain", b"{}", JSON, 404),
+        ("unknown top route", "GET", "/admin", b"", {}, 404),
+        ("GET on predict", "GET", p, b"", {}, 405),
+        ("PUT on predict", "PUT", p, json.dumps({"instances": [ROW]}).encode(), JSON, 405),
+        ("DELETE on predict", "DELETE", p, b"", {}, 405),
+        ("PATCH on infer", "PATCH", v2, b"{}", JSON, 405),
+        ("v2 empty inputs", "POST", v2, b'{"inputs": []}', JSON, 400),
+        ("v2 inputs not list", "POST", v2, b'{"inputs": {}}', JSON, 400),
+        (
+            "v2 bytes datatype",
+            "POST",
+            v2,
+            b'{"inputs": [{"name":"x","shape":[1,4],"datatype":"BYTES","data":["a","b","c","d"]}]}',
+            JSON,
+            422,
+        ),
+        (
+            "v2 shape mismatch",
+            "POST",
+            v2,
+            b'{"inputs": [{"name":"x","shape":[2,4],"datatype":"FP64","data":[1,2,3,4]}]}',
+            JSON,
+            422,
+        ),
+        (
+            "v2 negative shape",
+            "POST",
+            v2,
+            b'{"inputs": [{"name":"x","shape":[-1,4],"datatype":"FP64","data":[1,2,3,4]}]}',
+            JSON,
+            400,
+        ),
+        (
+            "v2 string data",
+            "POST",
+            v2,
+            b'{"inputs": [{"name":"x","shape":[1,4],"datatype":"FP64","data":["1","2","3","4"]}]}',
+            JSON,
+            422,
+        ),
+        (
+            "v2 unknown output",
+            "POST",
+            v2,
+            b'{"inputs": [{"name":"x","shape":[1,4],"datatype":"FP64","data":[1,2,3,4]}],'
+            b'"outputs":[{"name":"z"}]}',
+            JSON,
+            422,
+        ),
+        (
+            "v2 header length too big",
+            "POST",
+            v2,
+            b'{"inputs": []}',
+            {"content-type": "application/octet-stream", "inference-header-content-length": "999999"},
+            400,
+        ),
+        (
+            "v2 header length not a number",
+            "POST",
+            v2,
+            b'{"inputs": []}',
+            {"content-type": "application/octet-stream", "inference-header-content-length": "abc"},
+            400,
+        ),
+    ]
+    header = b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":4}}]}'
+    cases.append(
+        (
+            "v2 binary size mismatch",
+            "POST",
+            v2,
+            header + b"\x00" * 4,
+            {"content-type": "application/octet-stream", "inference-header-content-length": str(len(header))},
+            400,
+        )
+    )
+    return cases
+
+
+CORPUS = _corpus()
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CORPUS) >= 60
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c[0] for c in CORPUS])
+def test_hostile_request_gets_a_documented_4xx(running: RunningPlatform, case) -> None:
+    _, method, path, body, headers, status = case
+    response = requests.request(method, f"{running.url}{path}", data=body, headers=headers, timeout=120)
+    assert response.status_code == status, response.text[:300]
+    document = response.json()
+    assert isinstance(document, dict) and (document.get("error") or document.get("message"))
+
+
+def test_platform_still_serves_after_the_corpus(running: RunningPlatform) -> None:
+    response = requests.post(f"{running.url}/models/iris/predict", json={"instances": [ROW]}, timeout=60)
+    assert response.status_code == 200

@@ -1,0 +1,371 @@
+"""`make bench`, second half: cold starts, the local data plane under load, package sizes, and the report.
+
+Reads the handler-overhead results pytest-benchmark wrote (build/bench/handler.json), measures the
+rest, and writes reports/performance_report.md with PNG plots. Every comparison is a ratio of two
+things measured in the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from model_registry import contract
+from model_registry.examples import train_all
+from model_registry.local.emulator import Emulator
+from model_registry.packaging import LAMBDA_UNZIPPED_LIMIT, REPO_ROOT, build_function, build_layer
+from model_registry.service import RegistryService
+from model_registry.settings import Settings
+from tests.helpers import create_registry
+
+OUT = REPO_ROOT / "reports"
+BENCH = REPO_ROOT / "build" / "bench"
+COLD_RUNS = 5
+
+HANDLER_COLD = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+import boto3
+t_boto = time.perf_counter()
+import numpy
+t_numpy = time.perf_counter()
+import functions.handler as h
+t_init = time.perf_counter()
+event = json.loads(os.environ["BENCH_EVENT"])
+from model_registry.local.events import LambdaContext
+response = h.lambda_handler(event, LambdaContext("f", "1", "arn:aws:lambda:us-east-1:1:function:f", 1024, 30))
+t_first = time.perf_counter()
+assert response["statusCode"] == 200, response
+timings = h.SERVER.pinned.timings
+sys.stderr.write(json.dumps({
+    "boto3": (t_boto - t0) * 1000, "numpy": (t_numpy - t_boto) * 1000,
+    "init_total": (t_init - t0) * 1000, "registry": timings.registry_ms, "fetch": timings.fetch_ms,
+    "verify": timings.verify_ms, "deserialize": timings.load_ms, "first_request": (t_first - t_init) * 1000,
+}) + "\n")
+"""
+
+BARE_COLD = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+path = os.environ["BENCH_ARTIFACT"]
+import numpy as np
+if path.endswith(".skops"):
+    import skops.io as sio
+    t_import = time.perf_counter()
+    model = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+else:
+    import xgboost as xgb
+    t_import = time.perf_counter()
+    model = xgb.XGBClassifier()
+    model.load_model(path)
+t_load = time.perf_counter()
+model.predict(np.asarray(json.loads(os.environ["BENCH_ROWS"])))
+t_first = time.perf_counter()
+sys.stderr.write(json.dumps({"imports": (t_import - t0) * 1000, "load": (t_load - t_import) * 1000,
+                             "first_request": (t_first - t_load) * 1000,
+                             "total": (t_first - t0) * 1000}) + "\n")
+"""
+
+
+def _run_json(code: str, env: dict[str, str]) -> dict[str, float]:
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return json.loads(result.stderr.strip().splitlines()[-1])
+
+
+def cold_starts(emulator_url: str, examples_dir: Path) -> dict[str, Any]:
+    """Fresh-process cold start of the handler vs bare import + load + first predict, per model."""
+    settings = Settings(table_name="cold-registry", bucket_name="cold-artifacts", endpoint_url=emulator_url)
+    create_registry(settings)
+    service = RegistryService.from_settings(settings)
+    examples = train_all(examples_dir)
+    out: dict[str, Any] = {}
+    for example in examples:
+        service.register(example.name, example.artifact, feature_names=example.feature_names, progress=False)
+        rows = example.X_test[:1].tolist()
+        path = f"/models/{example.name}/predict"
+        from model_registry.local.events import build_event
+
+        event = build_event(
+            method="POST",
+            path=path,
+            route_key=f"ANY /models/{example.name}/{{proxy+}}",
+            path_parameters={"proxy": "predict"},
+            headers={"content-type": "application/json"},
+            body=json.dumps({"instances": rows}).encode(),
+        )
+        base = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+        handler_env = {
+            **base,
+            contract.ENV_TABLE: settings.table_name,
+            contract.ENV_BUCKET: settings.bucket_name,
+            contract.ENV_ENDPOINT_URL: emulator_url,
+            contract.ENV_REGION: "us-east-1",
+            contract.ENV_MODEL_NAME: example.name,
+            contract.ENV_MODEL_VERSION: "1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "BENCH_EVENT": json.dumps(event),
+        }
+        bare_env = {**base, "BENCH_ARTIFACT": str(example.artifact), "BENCH_ROWS": json.dumps(rows)}
+        handler_runs = [_run_json(HANDLER_COLD, handler_env) for _ in range(COLD_RUNS)]
+        bare_runs = [_run_json(BARE_COLD, bare_env) for _ in range(COLD_RUNS)]
+        median = {k: statistics.median(r[k] for r in handler_runs) for k in handler_runs[0]}
+        bare = {k: statistics.median(r[k] for r in bare_runs) for k in bare_runs[0]}
+        median["total"] = median["init_total"] + median["first_request"]
+        out[example.name] = {"handler": median, "bare": bare, "ratio": median["total"] / bare["total"]}
+        print(
+            f"cold start {example.name}: handler {median['total']:.0f} ms vs bare {bare['total']:.0f} ms "
+            f"(x{out[example.name]['ratio']:.2f})",
+            flush=True,
+        )
+    return out
+
+
+def data_plane_load(handler_json: dict[str, Any], seconds: float = 6.0) -> dict[str, Any]:
+    """p50/p99 and requests per second through the local platform at 1, 4 and 16 clients."""
+    from model_registry.local.launcher import _environ, local_platform, register_and_roll_out_examples
+
+    state = BENCH / "platform"
+    var_file = BENCH / "bench.tfvars.json"
+    var_file.write_text(
+        json.dumps(
+            {
+                "models": {
+                    "iris": {"framework": "sklearn", "reserved_concurrency": 16},
+                    "breast-cancer": {"framework": "xgboost"},
+                    "diabetes": {"framework": "sklearn"},
+                }
+            }
+        )
+    )
+    results: dict[str, Any] = {}
+    with local_platform(state, var_files=[var_file], say=lambda m: print(f"[platform] {m}", flush=True)) as p:
+        with _environ(p.env):
+            register_and_roll_out_examples(Settings.from_env(), state, lambda m: None)
+        body = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+        url = f"{p.url}/models/iris/predict"
+
+        def client(deadline: float) -> list[tuple[float, int]]:
+            out = []
+            with requests.Session() as session:
+                while time.monotonic() < deadline:
+                    start = time.perf_counter()
+                    status = session.post(url, json=body, timeout=60).status_code
+                    out.append(((time.perf_counter() - start) * 1000, status))
+            return out
+
+        for clients in (1, 4, 16):
+            client(time.monotonic() + 2 + clients * 0.5)  # warm: start the environments first
+            with ThreadPoolExecutor(clients) as pool:
+                warm = [pool.submit(client, time.monotonic() + 3) for _ in range(clients)]
+                [f.result() for f in warm]
+                deadline = time.monotonic() + seconds
+                runs = [pool.submit(client, deadline) for _ in range(clients)]
+                samples = [s for f in runs for s in f.result()]
+            latencies = sorted(s[0] for s in samples)
+            errors = sum(1 for s in samples if s[1] != 200)
+            results[str(clients)] = {
+                "requests": len(samples),
+                "errors": errors,
+                "rps": len(samples) / seconds,
+                "p50_ms": statistics.median(latencies),
+                "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+            }
+            print(f"data plane {clients:2d} clients: {results[str(clients)]}", flush=True)
+    in_process = _median_us(handler_json, "iris", 1, "handler") / 1000
+    results["in_process_handler_ms"] = in_process
+    results["overhead_ratio"] = results["1"]["p50_ms"] / in_process
+    return results
+
+
+def _median_us(handler_json: dict[str, Any], model: str, batch: int, path: str) -> float:
+    for bench in handler_json["benchmarks"]:
+        info = bench["extra_info"]
+        if (info["model"], info["batch"], info["path"]) == (model, batch, path):
+            return float(bench["stats"]["median"]) * 1e6
+    raise KeyError((model, batch, path))
+
+
+def package_sizes() -> dict[str, float]:
+    build = REPO_ROOT / "build" / "lambda"
+    function = build_function(build / "function.zip")
+    sizes = {"function.zip": function.unzipped_mb}
+    for framework in ("sklearn", "xgboost"):
+        sizes[f"layer-{framework}.zip"] = build_layer(framework, build, log=lambda m: None).unzipped_mb
+    return sizes
+
+
+def plots(handler_json: dict[str, Any], cold: dict[str, Any]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, model in zip(axes, ("iris", "breast-cancer", "diabetes"), strict=True):
+        data, labels = [], []
+        for batch in (1, 10, 100):
+            for path in ("bare", "handler"):
+                bench = next(
+                    b
+                    for b in handler_json["benchmarks"]
+                    if (b["extra_info"]["model"], b["extra_info"]["batch"], b["extra_info"]["path"])
+                    == (model, batch, path)
+                )
+                data.append(
+                    [x * 1e6 for x in bench["stats"].get("data", [])] or [bench["stats"]["median"] * 1e6]
+                )
+                labels.append(f"{path}\nb={batch}")
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
+        ax.set_yscale("log")
+        ax.set_title(model)
+        ax.set_ylabel("µs per call")
+    fig.suptitle("Latency per call: bare model.predict vs the handler (event in, response out)")
+    fig.tight_layout()
+    fig.savefig(OUT / "latency_distribution.png", dpi=110)
+    names.append("latency_distribution.png")
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    parts = ["boto3", "numpy", "registry", "fetch", "verify", "deserialize", "first_request"]
+    models = list(cold)
+    left = [0.0] * len(models)
+    for part in parts:
+        values = [cold[m]["handler"][part] for m in models]
+        ax.barh([f"{m} handler" for m in models], values, left=left, label=part)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    ax.barh(
+        [f"{m} bare" for m in models],
+        [cold[m]["bare"]["total"] for m in models],
+        color="grey",
+        label="bare import+load+predict",
+    )
+    ax.set_xlabel("ms (median of fresh processes)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Cold start breakdown (the rest of the handler bar's length is other imports)")
+    fig.tight_layout()
+    fig.savefig(OUT / "cold_start_breakdown.png", dpi=110)
+    names.append("cold_start_breakdown.png")
+    plt.close("all")
+    return names
+
+
+def write_report(
+    handler_json: dict[str, Any],
+    cold: dict[str, Any],
+    plane: dict[str, Any],
+    sizes: dict[str, float],
+    images: list[str],
+) -> Path:
+    lines = [
+        "# Performance report",
+        "",
+        f"Generated by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}: "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}.",
+        "Each comparison is a ratio of two measurements taken in the same run.",
+        "",
+        "## Handler overhead (warm, in process)",
+        "",
+        "Median per call; *bare* is the trained model's own `predict` on the same rows, *handler* is the "
+        "Lambda handler from payload-2.0 event to response (parse, validate, predict, encode, log, EMF).",
+        "",
+        "| model | batch | bare µs | handler µs | overhead µs | ratio |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for model in ("iris", "breast-cancer", "diabetes"):
+        for batch in (1, 10, 100):
+            bare = _median_us(handler_json, model, batch, "bare")
+            handler = _median_us(handler_json, model, batch, "handler")
+            lines.append(
+                f"| {model} | {batch} | {bare:.0f} | {handler:.0f} | {handler - bare:.0f} | "
+                f"{handler / bare:.2f} |"
+            )
+    lines += [
+        "",
+        f"## Cold start (fresh processes, median of {COLD_RUNS})",
+        "",
+        "| model | boto3 ms | numpy ms | registry ms | fetch ms | verify ms | deserialize ms "
+        "| first request ms | handler total ms | bare total ms | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model, row in cold.items():
+        h = row["handler"]
+        lines.append(
+            f"| {model} | {h['boto3']:.0f} | {h['numpy']:.0f} | {h['registry']:.1f} | {h['fetch']:.1f} | "
+            f"{h['verify']:.2f} | {h['deserialize']:.0f} | {h['first_request']:.1f} | {h['total']:.0f} | "
+            f"{row['bare']['total']:.0f} | {row['ratio']:.2f} |"
+        )
+    lines += [
+        "",
+        "## Local data plane (iris, batch 1, HTTP keep-alive clients)",
+        "",
+        "| clients | requests | errors | req/s | p50 ms | p99 ms |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for clients in ("1", "4", "16"):
+        r = plane[clients]
+        lines.append(
+            f"| {clients} | {r['requests']} | {r['errors']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} |"
+        )
+    lines += [
+        "",
+        f"In-process handler median (iris, batch 1): {plane['in_process_handler_ms']:.3f} ms; data plane "
+        f"p50 at 1 client is x{plane['overhead_ratio']:.1f} of it (HTTP, route and alias resolution, the "
+        "event, a process hop to the execution environment and back).",
+        "",
+        "## Package sizes (unzipped)",
+        "",
+        "| package | MB | with function, share of 250 MB |",
+        "|---|---:|---:|",
+    ]
+    for name, mb in sizes.items():
+        total = mb + (sizes["function.zip"] if name != "function.zip" else 0)
+        lines.append(f"| {name} | {mb:.1f} | {total / (LAMBDA_UNZIPPED_LIMIT / 2**20):.0%} |")
+    lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
+    path = OUT / "performance_report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    BENCH.mkdir(parents=True, exist_ok=True)
+    handler_json = json.loads((BENCH / "handler.json").read_text())
+    with Emulator() as emulator:
+        cold = cold_starts(emulator.url, BENCH / "examples")
+    plane = data_plane_load(handler_json)
+    sizes = package_sizes()
+    images = plots(handler_json, cold)
+    print(f"wrote {write_report(handler_json, cold, plane, sizes, images)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Handler overhead: a warm request through the handler vs the bare model call, same rows, same process.
+
+Run by `make bench` (pytest-benchmark); `make test` deselects the `benchmark` marker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from model_registry import aws
+from model_registry.examples import ExampleModel
+from model_registry.local.events import LambdaContext, build_event
+from model_registry.service import RegistryService
+from model_registry.settings import Settings
+from tests.handler_support import load_handler, route_key_for
+from tests.helpers import create_registry
+
+pytestmark = pytest.mark.benchmark
+BATCHES = (1, 10, 100)
+MODELS = ("iris", "breast-cancer", "diabetes")
+
+
+@pytest.fixture(scope="module")
+def handlers(moto_url: str, examples: dict[str, ExampleModel]) -> Iterator[dict[str, ModuleType]]:
+    settings = Settings(
+        table_name="bench-registry", bucket_name="bench-artifacts", region="us-east-1", endpoint_url=moto_url
+    )
+    create_registry(settings)
+    service = RegistryService.from_settings(settings)
+    for example in examples.values():
+        service.register(example.name, example.artifact, feature_names=example.feature_names, progress=False)
+    saved = dict(os.environ)
+    modules = {name: load_handler(settings, name, "1") for name in MODELS}
+    yield modules
+    os.environ.clear()
+    os.environ.update(saved)
+    aws.client.cache_clear()
+
+
+def _event(name: str, rows: np.ndarray) -> dict:
+    path = f"/models/{name}/predict"
+    route_key, params = route_key_for(name, path, "POST")
+    return build_event(
+        method="POST",
+        path=path,
+        route_key=route_key,
+        path_parameters=params,
+        headers={"content-type": "application/json"},
+        body=json.dumps({"instances": rows.tolist()}).encode(),
+    )
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("path", ["bare", "handler"])
+def test_overhead(benchmark, handlers, examples, name: str, batch: int, path: str) -> None:
+    example = examples[name]
+    rows = np.resize(example.X_test, (batch, example.X_test.shape[1]))
+    benchmark.group = f"{name} batch {batch}"
+    benchmark.extra_info.update({"model": name, "batch": batch, "path": path})
+    if path == "bare":
+        result = benchmark(example.estimator.predict, rows)  # the trained model's own predict
+        assert len(result) == batch
+        return
+    handler = handlers[name]
+    event = _event(name, rows)
+    context = LambdaContext(
+        f"mlp-{name}", "1", f"arn:aws:lambda:us-east-1:123456789012:function:mlp-{name}:live", 1024, 30
+    )
+    response = benchmark(handler.lambda_handler, event, context)
+    assert response["statusCode"] == 200
+    np.testing.assert_array_equal(
+        json.loads(response["body"])["predictions"], example.estimator.predict(rows)
+    )

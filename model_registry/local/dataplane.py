@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -47,6 +48,7 @@ from model_registry.local.telemetry import Telemetry
 
 LOG = logging.getLogger("dataplane")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # HTTP API payload limit
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 MAX_INVOKE_BYTES = 6 * 1024 * 1024  # Lambda synchronous invocation payload limit
 ROUTES_TTL_S = 2.0
 ALIAS_TTL_S = 0.2
@@ -326,7 +328,7 @@ class DataPlane:
         presented = (
             lowered.get("x-api-key") or lowered.get("authorization", "").removeprefix("Bearer ").strip()
         )
-        return bool(presented) and presented == self.api_key
+        return bool(presented) and hmac.compare_digest(presented, self.api_key or "")
 
     def invoke(self, route: Route, version: str, event: dict[str, Any], request_id: str) -> Outcome:
         """Run one invocation in an execution environment of ``version``; record its metrics."""
@@ -410,6 +412,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         if length > MAX_REQUEST_BYTES:
+            # Read (and drop) what the client is sending, so it can read our answer instead of a reset.
+            remaining = min(length, DRAIN_LIMIT_BYTES)
+            while remaining > 0 and (chunk := self.rfile.read(min(remaining, 1 << 20))):
+                remaining -= len(chunk)
             self._send(TOO_LARGE)
             self.close_connection = True
             return

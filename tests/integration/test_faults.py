@@ -1,0 +1,103 @@
+"""Faults: the registry unreachable at cold start and at warm time, and interrupted registrations."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from model_registry import aws
+from model_registry.artifacts import sha256_file
+from model_registry.examples import ExampleModel
+from model_registry.local.emulator import Emulator, free_port
+from model_registry.service import RegistryService
+from model_registry.settings import Settings
+from tests.handler_support import call, load_handler
+from tests.helpers import create_registry
+
+pytestmark = pytest.mark.integration
+ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+
+
+@pytest.fixture
+def clean_env() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    aws.client.cache_clear()
+
+
+def _register(settings: Settings, examples: dict[str, ExampleModel]) -> None:
+    create_registry(settings)
+    example = examples["iris"]
+    RegistryService.from_settings(settings).register(
+        "iris", example.artifact, feature_names=example.feature_names, progress=False
+    )
+
+
+def test_cold_start_without_registry_answers_503_then_recovers(examples, clean_env) -> None:
+    port = free_port()
+    settings = Settings(
+        table_name="fault-registry",
+        bucket_name="fault-artifacts",
+        region="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+    )
+    handler = load_handler(settings, "iris", "1")  # nothing listens on the port: init cannot load the model
+    assert handler.SERVER.pinned is None
+    down = call(handler, "POST", "/models/iris/predict", ROW)
+    assert down.status == 503 and down.headers.get("Retry-After")
+    body = json.loads(down.body)
+    assert body["code"] == "dependency_unavailable" and "retry" in body
+    assert call(handler, "GET", "/v2/models/iris/ready").status == 503
+    with Emulator(port):
+        _register(settings, examples)
+        up = call(handler, "POST", "/models/iris/predict", ROW)
+        assert up.status == 200, up.body
+        assert (
+            json.loads(up.body)["predictions"]
+            == examples["iris"].estimator.predict([ROW["instances"][0]]).tolist()
+        )
+
+
+def test_warm_environment_keeps_serving_when_the_registry_goes_away(examples, clean_env) -> None:
+    port = free_port()
+    settings = Settings(
+        table_name="warm-registry",
+        bucket_name="warm-artifacts",
+        region="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+    )
+    with Emulator(port):
+        _register(settings, examples)
+        handler = load_handler(settings, "iris", "1")
+        assert call(handler, "POST", "/models/iris/predict", ROW).status == 200
+    # the emulator is gone: the pinned model is in memory and no AWS call happens per request
+    for _ in range(20):
+        assert call(handler, "POST", "/models/iris/predict", ROW).status == 200
+    other = call(handler, "POST", "/models/iris/versions/2/predict", ROW)  # needs the registry
+    assert other.status == 503
+
+
+def test_throttled_registry_at_cold_start_is_a_503(examples, clean_env, moto_url: str) -> None:
+    settings = Settings(
+        table_name="missing-table", bucket_name="missing-bucket", region="us-east-1", endpoint_url=moto_url
+    )
+    handler = load_handler(settings, "iris", "1")  # the table does not exist: ResourceNotFound -> unavailable
+    response = call(handler, "POST", "/models/iris/predict", ROW)
+    assert response.status == 503
+
+
+def test_interrupted_registration_leaves_nothing_visible_and_can_be_retried(
+    examples, server_settings
+) -> None:
+    service = RegistryService.from_settings(server_settings)
+    artifact = examples["iris"].artifact
+    # The upload happens, then the process dies before the registry write (the only other step).
+    service.artifacts.upload("iris", artifact, sha256_file(artifact), "skops", progress=False)
+    assert service.store.list_models() == []
+    record = service.register("iris", artifact, progress=False)  # the retry
+    assert record.version == 1 and [r.version for r in service.store.list_versions("iris")] == [1]

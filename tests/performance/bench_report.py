@@ -23,7 +23,7 @@ import requests
 
 from model_registry import contract
 from model_registry.examples import train_all
-from model_registry.local.emulator import Emulator
+from model_registry.local.emulator import DUMMY_CREDENTIALS, Emulator
 from model_registry.packaging import LAMBDA_UNZIPPED_LIMIT, REPO_ROOT, build_function, build_layer
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
@@ -355,6 +355,8 @@ def write_report(
 
 
 def main() -> int:
+    os.environ.update({**DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"})
+    os.environ.pop("AWS_ENDPOINT_URL", None)
     OUT.mkdir(exist_ok=True)
     BENCH.mkdir(parents=True, exist_ok=True)
     handler_json = json.loads((BENCH / "handler.json").read_text())

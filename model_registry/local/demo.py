@@ -77,6 +77,7 @@ def run_demo(url: str, state_dir: Path, say: Say = print) -> int:
         aws.client_for("cloudwatch", settings),
         actor="make-demo",
     )
+    (state_dir / "demo").mkdir(parents=True, exist_ok=True)
     iris = train_iris(state_dir / "demo")
     candidate = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=500)).fit(
         iris.X_test, iris.y_test
@@ -101,7 +102,7 @@ def run_demo(url: str, state_dir: Path, say: Say = print) -> int:
     )
     body = {"instances": iris.X_test[:1].tolist()}
     endpoint = f"{url}/models/iris/predict"
-    say("3. 1,000 requests from 8 clients:")
+    say("3. 1,000 requests from 8 clients (latencies include the cold starts of new environments):")
     report(fire(endpoint, body, 1000), say)
     rollouts.promote("iris")
     time.sleep(0.5)

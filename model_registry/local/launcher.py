@@ -179,6 +179,9 @@ def run_up(emulator_port: int, port: int, state_dir: str) -> int:
     if is_up(f"http://127.0.0.1:{emulator_port}"):
         _say(f"port {emulator_port} already answers: is another `make up` running? (set EMULATOR_PORT)")
         return 1
+    # Ctrl-C (even when started in the background, where SIGINT arrives ignored) and SIGTERM both stop
+    # everything through the same path.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         with local_platform(state, emulator_port=emulator_port, port=port) as platform:

@@ -446,13 +446,19 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of new connections would be reset.
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class DataPlaneServer:
     """The data plane behind an HTTP server on 127.0.0.1."""
 
     def __init__(self, plane: DataPlane, port: int = 0, host: str = "127.0.0.1") -> None:
         handler = type("Handler", (_Handler,), {"plane": plane})
         self.plane = plane
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _Server((host, port), handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}"

@@ -117,42 +117,38 @@ class Rollouts:
             {"Name": "ExecutedVersion", "Value": lambda_version},
         ]
 
-        def total(namespace: str, metric: str, dimensions: list[dict[str, str]]) -> float:
-            points = self._cloudwatch.get_metric_statistics(
+        def datapoints(
+            namespace: str, metric: str, dimensions: list[dict[str, str]], **statistic: Any
+        ) -> list:
+            return self._cloudwatch.get_metric_statistics(
                 Namespace=namespace,
                 MetricName=metric,
                 Dimensions=dimensions,
                 StartTime=since,
                 EndTime=end,
                 Period=60,
-                Statistics=["Sum"],
+                **statistic,
             )["Datapoints"]
-            return sum(p["Sum"] for p in points)
 
-        requests = int(total("AWS/Lambda", "Invocations", version_dims))
-        function_errors = int(total("AWS/Lambda", "Errors", version_dims))
+        def total(namespace: str, metric: str, dimensions: list[dict[str, str]]) -> int:
+            return int(sum(p["Sum"] for p in datapoints(namespace, metric, dimensions, Statistics=["Sum"])))
+
+        requests = total("AWS/Lambda", "Invocations", version_dims)
+        function_errors = total("AWS/Lambda", "Errors", version_dims)
         model_version = self.pinned_model_version(model_name, lambda_version)
         handler_dims = [
             {"Name": "model", "Value": model_name},
             {"Name": "model_version", "Value": model_version},
             {"Name": "service", "Value": "model-serving"},
         ]
-        server_errors = int(total(METRICS_NAMESPACE, "ServerErrors", handler_dims))
-        p99 = None
-        points = self._cloudwatch.get_metric_statistics(
-            Namespace="AWS/Lambda",
-            MetricName="Duration",
-            Dimensions=version_dims,
-            StartTime=since,
-            EndTime=end,
-            Period=60,
-            ExtendedStatistics=["p99"],
-        )["Datapoints"]
-        values = [
-            p["ExtendedStatistics"]["p99"] for p in points if "p99" in (p.get("ExtendedStatistics") or {})
+        server_errors = total(METRICS_NAMESPACE, "ServerErrors", handler_dims)
+        # The emulator computes no percentiles: there this list stays empty and the p99 gate cannot fire.
+        p99_values = [
+            p["ExtendedStatistics"]["p99"]
+            for p in datapoints("AWS/Lambda", "Duration", version_dims, ExtendedStatistics=["p99"])
+            if "p99" in (p.get("ExtendedStatistics") or {})
         ]
-        if values:
-            p99 = max(values)
+        p99 = max(p99_values) if p99_values else None
         return Health(requests, function_errors + server_errors, p99)
 
     # ------------------------------------------------------------------ changing state

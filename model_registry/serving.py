@@ -6,7 +6,6 @@ Used by the Lambda handler; no AWS client or framework import happens per reques
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -204,7 +203,3 @@ class ModelServer:
             "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, signature.n_features]}],
             "outputs": outputs,
         }
-
-
-def elapsed_ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000

@@ -23,7 +23,13 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from model_registry import contract
-from model_registry.errors import ConflictError, DependencyUnavailable, ModelNotFound, VersionNotFound
+from model_registry.errors import (
+    ConflictError,
+    DependencyUnavailable,
+    ModelNotFound,
+    RegistryError,
+    VersionNotFound,
+)
 from model_registry.records import STATUS_ARCHIVED, ModelVersion, utc_now, validate_model_name
 
 _serializer = TypeSerializer()
@@ -358,10 +364,10 @@ class RolloutJournal:
         if holder.get("owner") != owner:
             raise self._held(model_name)
 
-    def _held(self, model_name: str) -> ConflictError:
+    def _held(self, model_name: str) -> RegistryError:
         summary = self._store._summary(model_name)
         if summary is None:
-            return ModelNotFound(f"model {model_name!r} is not registered")  # type: ignore[return-value]
+            return ModelNotFound(f"model {model_name!r} is not registered")
         lock = summary.get("rollout_lock") or {}
         return ConflictError(
             f"another rollout of {model_name!r} is in progress ({lock.get('owner', '?')} since "

@@ -20,9 +20,14 @@ import traceback
 _HEADER = struct.Struct("!I")
 
 
-def send(sock: socket.socket, message: dict) -> None:
+def encode(message: dict) -> bytes:
+    """One length-prefixed JSON frame (raises TypeError if the message cannot be serialised)."""
     data = json.dumps(message).encode()
-    sock.sendall(_HEADER.pack(len(data)) + data)
+    return _HEADER.pack(len(data)) + data
+
+
+def send(sock: socket.socket, message: dict) -> None:
+    sock.sendall(encode(message))
 
 
 def receive(sock: socket.socket) -> dict | None:
@@ -63,6 +68,10 @@ class Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
 def _error(exc: BaseException) -> dict:
     return {
         "errorType": type(exc).__name__,
@@ -92,31 +101,18 @@ def main() -> int:
         started = time.perf_counter()
         try:
             result = handler(message["event"], context)
-            reply = {"type": "result", "result": result}
-            json.dumps(reply)  # a result that cannot be serialised is the function's error
+            # Serialised here, once: a result that cannot be serialised is the function's error.
+            frame = encode({"type": "result", "result": result, "duration_ms": _ms(started)})
         except Exception as exc:
             traceback.print_exc()
-            reply = {"type": "error", **_error(exc)}
-        duration = (time.perf_counter() - started) * 1000
+            frame = encode({"type": "error", **_error(exc), "duration_ms": _ms(started)})
         print(f"END RequestId: {context.aws_request_id}", flush=True)
         print(
-            f"REPORT RequestId: {context.aws_request_id}\tDuration: {duration:.2f} ms\t"
+            f"REPORT RequestId: {context.aws_request_id}\tDuration: {_ms(started):.2f} ms\t"
             f"Memory Size: {context.memory_limit_in_mb} MB",
             flush=True,
         )
-        reply["duration_ms"] = duration
-        try:
-            send(sock, reply)
-        except TypeError as exc:
-            send(
-                sock,
-                {
-                    "type": "error",
-                    "errorType": "Runtime.MarshalError",
-                    "errorMessage": str(exc),
-                    "duration_ms": duration,
-                },
-            )
+        sock.sendall(frame)
     return 0
 
 

@@ -10,7 +10,9 @@ from botocore.config import Config
 
 from model_registry.settings import Settings
 
-RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+# Short timeouts: a cold start facing a registry that hangs gives up in ~16 s (3 x 5 s) and answers 503,
+# instead of running into the function timeout.
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
 
 
 @cache

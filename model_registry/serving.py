@@ -6,6 +6,7 @@ Used by the Lambda handler; no AWS client or framework import happens per reques
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ from model_registry.records import ModelVersion
 from model_registry.service import LoadTimings, RegistryService
 
 LATEST = "latest"
+# After a failed load of the pinned model, requests answer 503 at once for this long instead of each
+# waiting for the registry again: a registry that hangs must not hold every request for its timeouts.
+LOAD_RETRY_INTERVAL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class ModelServer:
         self.cache_size = max(cache_size, 0)
         self.pinned: ServedModel | None = None
         self.load_error: RegistryError | None = None
+        self._failed_at = float("-inf")
         self._cache: OrderedDict[int, ServedModel] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -78,6 +83,7 @@ class ModelServer:
             record, model, timings = self.service.load(self.model_name, version)
         except RegistryError as exc:
             self.load_error = exc
+            self._failed_at = time.monotonic()
             raise
         self.pinned = ServedModel(record, model, timings)
         self.load_error = None
@@ -95,6 +101,10 @@ class ModelServer:
         if version is None or (pinned is not None and version == pinned.version):
             if pinned is not None:
                 return pinned
+            if self.load_error is not None and time.monotonic() - self._failed_at < LOAD_RETRY_INTERVAL_S:
+                raise DependencyUnavailable(
+                    f"model {self.model_name!r} is not loaded: {self.load_error.message}"
+                )
             try:
                 return self.load_pinned()
             except DependencyUnavailable:

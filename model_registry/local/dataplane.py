@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +32,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 
 from model_registry import contract
 from model_registry.local.emulator import DUMMY_CREDENTIALS
@@ -53,6 +55,11 @@ MAX_INVOKE_BYTES = 6 * 1024 * 1024  # Lambda synchronous invocation payload limi
 ROUTES_TTL_S = 2.0
 ALIAS_TTL_S = 0.2
 CONCURRENCY_TTL_S = 5.0
+# When the emulator (the AWS control plane) does not answer, serve what was last read and try again
+# after this long: like Lambda and API Gateway, serving must not stop because the control plane is down.
+STALE_RETRY_S = 5.0
+_STALE = object()  # a control-plane read that was skipped or failed: serve the last answer
+IDLE_ENVIRONMENT_S = 600.0  # Lambda reclaims environments idle for minutes; so does the data plane
 TOO_LARGE = HttpResult(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
 UNAUTHORIZED = HttpResult(401, {"content-type": "application/json"}, b'{"message":"Unauthorized"}')
 _FUNCTION_ARN = re.compile(r"arn:[^:]+:lambda:[^:]+:\d+:function:([^:/]+)(?::([^:/]+))?")
@@ -128,11 +135,20 @@ class DataPlane:
             region_name=region,
         )
         config = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64)
+        # Control-plane reads happen on the request path: fail fast and fall back to the last answer.
+        control = Config(
+            retries={"mode": "standard", "max_attempts": 2},
+            connect_timeout=1,
+            read_timeout=3,
+            max_pool_connections=64,
+        )
 
-        def client(service: str) -> Any:
-            return session.client(service, endpoint_url=emulator_url, config=config)
+        def client(service: str, client_config: Config = config) -> Any:
+            return session.client(service, endpoint_url=emulator_url, config=client_config)
 
-        self._apigw, self._lambda, self._s3 = client("apigatewayv2"), client("lambda"), client("s3")
+        self._apigw, self._lambda = client("apigatewayv2", control), client("lambda", control)
+        self._s3 = client("s3")
+        self._control_down_until = float("-inf")
         self.telemetry = Telemetry(client("logs"), client("cloudwatch")).start()
         self._routes: tuple[float, list[Route]] = (0.0, [])
         self._aliases: dict[tuple[str, str], tuple[float, str, dict[str, float]]] = {}
@@ -158,6 +174,30 @@ class DataPlane:
         fetched_at, routes = self._routes
         if time.monotonic() - fetched_at < ROUTES_TTL_S:
             return routes
+        fresh = self._read_or_stale("routes", self._read_routes, stale_available=bool(fetched_at))
+        if fresh is _STALE:
+            return routes
+        self._routes = (time.monotonic(), fresh)
+        return fresh
+
+    def _read_or_stale(self, what: str, read: Callable[[], Any], *, stale_available: bool) -> Any:
+        """``read()``, or _STALE while the emulator is unreachable and an earlier answer can be served.
+
+        One failed read marks the whole control plane down for STALE_RETRY_S: while it is down no read is
+        tried, so requests do not each wait for a timeout.
+        """
+        if stale_available and time.monotonic() < self._control_down_until:
+            return _STALE
+        try:
+            return read()
+        except BotoCoreError as exc:
+            if not stale_available:
+                raise
+            self._control_down_until = time.monotonic() + STALE_RETRY_S
+            LOG.warning("emulator unreachable (%s): serving the last known %s", exc, what)
+            return _STALE
+
+    def _read_routes(self) -> list[Route]:
         integrations = {
             i["IntegrationId"]: i
             for i in self._apigw.get_integrations(ApiId=self.api_id, MaxResults="500")["Items"]
@@ -185,7 +225,6 @@ class DataPlane:
                     integration.get("TimeoutInMillis", 30000) / 1000,
                 )
             )
-        self._routes = (time.monotonic(), routes)
         return routes
 
     def resolve_version(self, function_name: str, qualifier: str | None) -> str:
@@ -195,10 +234,20 @@ class DataPlane:
         key = (function_name, qualifier)
         cached = self._aliases.get(key)
         if cached is None or time.monotonic() - cached[0] > ALIAS_TTL_S:
-            alias = self._lambda.get_alias(FunctionName=function_name, Name=qualifier)
-            weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-            cached = (time.monotonic(), alias["FunctionVersion"], {k: float(v) for k, v in weights.items()})
-            self._aliases[key] = cached
+            alias = self._read_or_stale(
+                f"alias {function_name}:{qualifier}",
+                lambda: self._lambda.get_alias(FunctionName=function_name, Name=qualifier),
+                stale_available=cached is not None,
+            )
+            if alias is not _STALE:
+                weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+                cached = (
+                    time.monotonic(),
+                    alias["FunctionVersion"],
+                    {k: float(v) for k, v in weights.items()},
+                )
+                self._aliases[key] = cached
+        assert cached is not None
         _, version, weights = cached
         draw = random.random()
         for candidate, weight in weights.items():
@@ -211,9 +260,15 @@ class DataPlane:
         cached = self._limits.get(function_name)
         if cached and time.monotonic() - cached[0] < CONCURRENCY_TTL_S:
             return cached[1]
-        reserved = self._lambda.get_function_concurrency(FunctionName=function_name).get(
-            "ReservedConcurrentExecutions"
+        answer = self._read_or_stale(
+            f"concurrency of {function_name}",
+            lambda: self._lambda.get_function_concurrency(FunctionName=function_name),
+            stale_available=cached is not None,
         )
+        if answer is _STALE:
+            assert cached is not None
+            return cached[1]
+        reserved = answer.get("ReservedConcurrentExecutions")
         limit = int(reserved) if reserved is not None else self.default_concurrency
         self._limits[function_name] = (time.monotonic(), limit)
         return limit
@@ -386,6 +441,12 @@ class DataPlane:
         with self._lock:
             return {name: pool.sizes for name, pool in self._pools.items()}
 
+    def reclaim_idle(self, idle_for_s: float = IDLE_ENVIRONMENT_S) -> int:
+        """Stop environments idle for ``idle_for_s`` or more (next request cold-starts); returns how many."""
+        with self._lock:
+            pools = list(self._pools.values())
+        return sum(pool.reclaim_idle(idle_for_s) for pool in pools)
+
     def worker_pids(self) -> list[int]:
         """Process ids of every execution environment (busy or idle)."""
         with self._lock:
@@ -463,12 +524,20 @@ class DataPlaneServer:
         self.port = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="dataplane")
+        self._stopping = threading.Event()
+        self._reaper = threading.Thread(target=self._reap, daemon=True, name="reaper")
+
+    def _reap(self) -> None:
+        while not self._stopping.wait(IDLE_ENVIRONMENT_S / 10):
+            self.plane.reclaim_idle()
 
     def start(self) -> DataPlaneServer:
         self._thread.start()
+        self._reaper.start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.plane.stop()

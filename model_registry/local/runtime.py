@@ -107,6 +107,7 @@ class ExecutionEnvironment:
         self._reader = threading.Thread(target=self._forward_logs, daemon=True)
         self._reader.start()
         self.init_ms: float | None = None
+        self.idle_since = time.monotonic()
         self.ready = False
 
     def _forward_logs(self) -> None:
@@ -229,6 +230,7 @@ class FunctionPool:
     def release(self, environment: ExecutionEnvironment) -> None:
         with self._lock:
             self._busy -= 1
+            environment.idle_since = time.monotonic()
             if environment.alive and environment.ready:
                 self._idle.setdefault(environment.spec.version, []).append(environment)
             else:
@@ -239,6 +241,18 @@ class FunctionPool:
         with self._lock:
             self._busy -= 1
             self._members.discard(environment)
+
+    def reclaim_idle(self, idle_for_s: float) -> int:
+        """Stop the idle environments unused for ``idle_for_s`` seconds; returns how many were stopped."""
+        cutoff = time.monotonic() - idle_for_s
+        with self._lock:
+            stale = [e for idle in self._idle.values() for e in idle if e.idle_since <= cutoff]
+            for idle in self._idle.values():
+                idle[:] = [e for e in idle if e.idle_since > cutoff]
+            self._members.difference_update(stale)
+        for environment in stale:
+            environment.stop()
+        return len(stale)
 
     def pids(self) -> list[int]:
         with self._lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from model_registry.artifacts import sha256_file
 from model_registry.examples import ExampleModel
 from model_registry.local.emulator import Emulator, free_port
 from model_registry.service import RegistryService
+from model_registry.serving import LOAD_RETRY_INTERVAL_S
 from model_registry.settings import Settings
 from tests.handler_support import call, load_handler
 from tests.helpers import create_registry
@@ -55,7 +57,11 @@ def test_cold_start_without_registry_answers_503_then_recovers(examples, clean_e
     assert call(handler, "GET", "/v2/models/iris/ready").status == 503
     with Emulator(port):
         _register(settings, examples)
-        up = call(handler, "POST", "/models/iris/predict", ROW)
+        # Within LOAD_RETRY_INTERVAL_S of the last failure requests still get 503 at once; then it loads.
+        deadline = time.monotonic() + LOAD_RETRY_INTERVAL_S + 10
+        while (up := call(handler, "POST", "/models/iris/predict", ROW)).status == 503:
+            assert time.monotonic() < deadline, up.body
+            time.sleep(0.2)
         assert up.status == 200, up.body
         assert (
             json.loads(up.body)["predictions"]
@@ -82,13 +88,29 @@ def test_warm_environment_keeps_serving_when_the_registry_goes_away(examples, cl
     assert other.status == 503
 
 
-def test_throttled_registry_at_cold_start_is_a_503(examples, clean_env, moto_url: str) -> None:
+def test_missing_registry_table_at_cold_start_is_a_503(examples, clean_env, moto_url: str) -> None:
     settings = Settings(
         table_name="missing-table", bucket_name="missing-bucket", region="us-east-1", endpoint_url=moto_url
     )
     handler = load_handler(settings, "iris", "1")  # the table does not exist: ResourceNotFound -> unavailable
     response = call(handler, "POST", "/models/iris/predict", ROW)
     assert response.status == 503
+
+
+def test_missing_artifact_at_cold_start_is_a_503_then_recovers(examples, clean_env, server_settings) -> None:
+    example = examples["iris"]
+    service = RegistryService.from_settings(server_settings)
+    record = service.register("iris", example.artifact, feature_names=example.feature_names, progress=False)
+    s3 = aws.client_for("s3", server_settings)
+    saved = s3.get_object(Bucket=server_settings.bucket_name, Key=record.s3_key)["Body"].read()
+    s3.delete_object(Bucket=server_settings.bucket_name, Key=record.s3_key)
+    handler = load_handler(server_settings, "iris", "1")
+    missing = call(handler, "POST", "/models/iris/predict", ROW)
+    assert missing.status == 503 and json.loads(missing.body)["code"] == "dependency_unavailable"
+    assert "missing" in json.loads(missing.body)["error"]
+    s3.put_object(Bucket=server_settings.bucket_name, Key=record.s3_key, Body=saved)  # restored
+    time.sleep(LOAD_RETRY_INTERVAL_S)
+    assert call(handler, "POST", "/models/iris/predict", ROW).status == 200
 
 
 def test_interrupted_registration_leaves_nothing_visible_and_can_be_retried(

@@ -84,6 +84,7 @@ def cmd_register(args: argparse.Namespace) -> int:
             raise InvalidInput(f"cannot read metrics file {args.metrics}: {exc}") from exc
         if not isinstance(metrics, dict):
             raise InvalidInput(f"metrics file {args.metrics} must hold a JSON object of name: number")
+    rows = _validation_rows(args) if args.optimize else None
     record = _service(args).register(
         args.name,
         Path(args.artifact),
@@ -95,6 +96,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         created_by=os.environ.get("MODELCTL_USER") or getpass.getuser(),
         source_commit=args.source_commit if args.source_commit is not None else _git_commit(),
         progress=not args.json,
+        optimize_rows=rows,
     )
     if args.json:
         print(json.dumps(record.to_dict(), indent=2))
@@ -103,6 +105,42 @@ def cmd_register(args: argparse.Namespace) -> int:
             f"registered {record.model_name} version {record.version} "
             f"({record.artifact_format}, sha256 {record.sha256[:12]}, {record.size_bytes} bytes)"
         )
+        _print_optimized(record)
+    return 0
+
+
+def _validation_rows(args: argparse.Namespace) -> Any:
+    from model_registry.optimize import read_validation_data
+
+    if not args.validation_data:
+        raise InvalidInput(
+            "--optimize needs --validation-data FILE (.npy or .csv rows): the compiled model is "
+            "registered only if it reproduces the native one on those rows"
+        )
+    return read_validation_data(Path(args.validation_data))
+
+
+def _print_optimized(record: Any) -> None:
+    optimized = record.optimized
+    if optimized is None:
+        return
+    speedup = (
+        optimized.native_batch1_us / optimized.optimized_batch1_us if optimized.optimized_batch1_us else 0
+    )
+    print(
+        f"optimized: {optimized.artifact_format} validated on {optimized.validation_rows} rows "
+        f"(max |diff| {optimized.max_abs_diff:.2g}); one-row predict {optimized.native_batch1_us:.0f} us "
+        f"native -> {optimized.optimized_batch1_us:.0f} us ({speedup:.0f}x); native artifact kept as fallback"
+    )
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    args.optimize = True
+    record = _service(args).optimize(args.name, args.version, _validation_rows(args))
+    if args.json:
+        print(json.dumps(record.to_dict(), indent=2))
+    else:
+        _print_optimized(record)
     return 0
 
 
@@ -166,6 +204,22 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_optimize_arguments(parser: argparse.ArgumentParser, flag: bool = True) -> None:
+    if flag:
+        parser.add_argument(
+            "--optimize",
+            action="store_true",
+            help="also compile to ONNX for onnxruntime; registered only if it matches the native model "
+            "on --validation-data, else nothing is registered",
+        )
+    parser.add_argument(
+        "--validation-data",
+        metavar="FILE",
+        required=not flag,
+        help="rows to validate the compiled model on: .npy, or .csv of numbers (optional header line)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``modelctl`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -207,7 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument(
         "--source-commit", help="source commit (default: git HEAD of the current directory)"
     )
+    _add_optimize_arguments(register)
     register.set_defaults(func=cmd_register)
+
+    optimize = sub.add_parser(
+        "optimize",
+        help="compile a registered scikit-learn version to ONNX (validated) for faster serving",
+        description=(
+            "Compile version VERSION of NAME to ONNX, check that it reproduces the native model on "
+            "--validation-data (same labels, probabilities within 1e-5; regression within 1e-5 relative) "
+            "and attach it to the version. Functions with onnxruntime in their layer then serve it; "
+            "the native artifact stays as the fallback."
+        ),
+    )
+    optimize.add_argument("name")
+    optimize.add_argument("version", type=_positive_int)
+    _add_optimize_arguments(optimize, flag=False)
+    optimize.set_defaults(func=cmd_optimize)
 
     models = sub.add_parser("models", help="list registered models")
     models.set_defaults(func=cmd_models)

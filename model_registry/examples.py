@@ -23,6 +23,7 @@ class ExampleModel:
     description: str
     X_test: np.ndarray
     y_test: np.ndarray
+    serve_optimized: bool = False  # registered with --optimize; its function has the onnx layer
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
@@ -113,6 +114,7 @@ def train_diabetes(out_dir: Path) -> ExampleModel:
         "Diabetes progression: random forest regressor",
         X_test,
         y_test,
+        serve_optimized=True,
     )
 
 

@@ -21,7 +21,8 @@ LAMBDA_PLATFORM = "manylinux2014_x86_64"
 LAMBDA_PYTHON = "3.11"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FRAMEWORKS = ("sklearn", "xgboost")
+# One dependency layer per serving runtime; a function carries only its own (terraform models.*.framework).
+FRAMEWORKS = ("sklearn", "xgboost", "onnx")
 # The Lambda Python runtime already ships these; a layer need not carry them.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six", "bin")
 RUNTIME_REQUIREMENTS = ("boto3", "botocore")

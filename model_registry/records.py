@@ -77,6 +77,39 @@ class Signature:
 
 
 @dataclass(frozen=True)
+class OptimizedArtifact:
+    """A compiled serving form of a version (e.g. ONNX), kept next to the native artifact.
+
+    Recorded only after its outputs matched the native model on a validation sample.
+    """
+
+    artifact_format: str
+    s3_key: str
+    sha256: str
+    size_bytes: int
+    validation_rows: int
+    max_abs_diff: float
+    native_batch1_us: float = 0.0  # median predict time of one row at registration, each form
+    optimized_batch1_us: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OptimizedArtifact:
+        return cls(
+            artifact_format=str(data["artifact_format"]),
+            s3_key=str(data["s3_key"]),
+            sha256=str(data["sha256"]),
+            size_bytes=int(data["size_bytes"]),
+            validation_rows=int(data["validation_rows"]),
+            max_abs_diff=float(data["max_abs_diff"]),
+            native_batch1_us=float(data.get("native_batch1_us", 0.0)),
+            optimized_batch1_us=float(data.get("optimized_batch1_us", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
 class ModelVersion:
     """One registered version of a model."""
 
@@ -96,6 +129,7 @@ class ModelVersion:
     source_commit: str = ""
     status: str = STATUS_REGISTERED
     registration_id: str = ""  # unique per registration attempt: lets a writer confirm the item is its own
+    optimized: OptimizedArtifact | None = None
 
     def to_item(self) -> dict[str, Any]:
         """The DynamoDB item (resource-layer types: numbers as Decimal, nested JSON as strings)."""
@@ -116,6 +150,7 @@ class ModelVersion:
             "source_commit": self.source_commit,
             "status": self.status,
             "registration_id": self.registration_id,
+            **({"optimized": json.dumps(self.optimized.to_dict())} if self.optimized else {}),
         }
 
     @classmethod
@@ -138,6 +173,9 @@ class ModelVersion:
             source_commit=item.get("source_commit", ""),
             status=item.get("status", STATUS_REGISTERED),
             registration_id=item.get("registration_id", ""),
+            optimized=OptimizedArtifact.from_dict(json.loads(item["optimized"]))
+            if item.get("optimized")
+            else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

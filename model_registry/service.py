@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from model_registry import aws
 from model_registry.artifacts import ArtifactStore, check_readable, sha256_bytes, verify
 from model_registry.errors import ArtifactError, InvalidInput, PickleNotAllowed
-from model_registry.loaders import LoadedModel, load_model, resolve_format
-from model_registry.records import ModelVersion, utc_now, validate_model_name, validate_tags
+from model_registry.loaders import LoadedModel, load_model, resolve_format, runtime_available
+from model_registry.records import (
+    ModelVersion,
+    OptimizedArtifact,
+    utc_now,
+    validate_model_name,
+    validate_tags,
+)
 from model_registry.settings import Settings
 from model_registry.store import RegistryStore
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from model_registry.optimize import OptimizationReport
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,7 @@ class RegistryService:
         created_by: str = "",
         source_commit: str = "",
         progress: bool = True,
+        optimize_rows: np.ndarray | None = None,
     ) -> ModelVersion:
         """Validate, load and fingerprint the artifact, upload it, then record the new version.
 
@@ -86,8 +99,12 @@ class RegistryService:
                 raise InvalidInput("feature names given differ from the names stored in the model")
             signature = replace(signature, feature_names=list(feature_names))
         _check_metrics(metrics or {})
+        compiled = (
+            self._compile(model, signature, optimize_rows, model_name) if optimize_rows is not None else None
+        )
         sha256 = sha256_bytes(data)
         key = self.artifacts.upload(model_name, artifact_path, sha256, fmt.extension, progress=progress)
+        optimized = self._store_compiled(model_name, *compiled) if compiled else None
         record = ModelVersion(
             model_name=model_name,
             version=0,
@@ -103,8 +120,53 @@ class RegistryService:
             created_at=utc_now(),
             created_by=created_by,
             source_commit=source_commit,
+            optimized=optimized,
         )
         return self.store.register(record)
+
+    def _compile(
+        self, native: LoadedModel, signature: Any, rows: np.ndarray, model_name: str
+    ) -> tuple[bytes, OptimizationReport]:
+        """The ONNX graph of ``native`` and its validation report (raises OptimizationRejected)."""
+        from model_registry.optimize import ONNX_FORMAT, check_rows, to_onnx, validate
+
+        rows = check_rows(rows, signature.n_features)
+        graph = to_onnx(native, rows)
+        compiled = load_model(graph, ONNX_FORMAT, allow_pickle=False, signature=signature)
+        return graph, validate(native, compiled, rows)
+
+    def _store_compiled(self, model_name: str, graph: bytes, report: OptimizationReport) -> OptimizedArtifact:
+        from model_registry.optimize import ONNX_FORMAT
+
+        sha256 = sha256_bytes(graph)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{model_name}.onnx"
+            path.write_bytes(graph)
+            key = self.artifacts.upload(model_name, path, sha256, ONNX_FORMAT, progress=False)
+        return OptimizedArtifact(
+            artifact_format=ONNX_FORMAT,
+            s3_key=key,
+            sha256=sha256,
+            size_bytes=len(graph),
+            validation_rows=report.rows,
+            max_abs_diff=report.max_abs_diff,
+            native_batch1_us=report.native_batch1_us,
+            optimized_batch1_us=report.optimized_batch1_us,
+        )
+
+    def optimize(self, model_name: str, version: int, rows: np.ndarray) -> ModelVersion:
+        """Compile a registered version to ONNX, validate it on ``rows`` and attach it to the version.
+
+        Raises :class:`~model_registry.optimize.OptimizationRejected` (and writes nothing) when the model
+        cannot be compiled or the compiled form does not reproduce it. Re-running is idempotent.
+        """
+        record = self.store.get_version(model_name, version)
+        native = load_model(
+            self.fetch_verified(record), record.artifact_format, allow_pickle=self.settings.allow_pickle
+        )
+        graph, report = self._compile(native, record.signature, rows, model_name)
+        optimized = self._store_compiled(model_name, graph, report)
+        return self.store.set_optimized(model_name, version, optimized)
 
     def fetch_verified(self, record: ModelVersion) -> bytes:
         """The artifact bytes of ``record``, checked against its sha256."""
@@ -115,11 +177,19 @@ class RegistryService:
         start = time.perf_counter()
         record = self.store.get_version(model_name, version)
         looked_up = time.perf_counter()
-        data = self.artifacts.download(record.s3_key)
+        # The optimized form when the version has one and this process can run it, else the native one.
+        optimized = record.optimized
+        if optimized is not None and runtime_available(optimized.artifact_format):
+            key, sha256, artifact_format = optimized.s3_key, optimized.sha256, optimized.artifact_format
+        else:
+            key, sha256, artifact_format = record.s3_key, record.sha256, record.artifact_format
+        data = self.artifacts.download(key)
         fetched = time.perf_counter()
-        verify(record.s3_key, data, record.sha256)
+        verify(key, data, sha256)
         verified = time.perf_counter()
-        model = load_model(data, record.artifact_format, allow_pickle=self.settings.allow_pickle)
+        model = load_model(
+            data, artifact_format, allow_pickle=self.settings.allow_pickle, signature=record.signature
+        )
         loaded = time.perf_counter()
         timings = LoadTimings(
             registry_ms=(looked_up - start) * 1000,

@@ -183,6 +183,8 @@ class ModelServer:
             ],
             "signature": served.record.signature.to_dict() if served else None,
             "framework": served.record.framework if served else None,
+            # What runs the predictions: the native framework, or "onnx" for an optimized version.
+            "serving_format": served.model.framework if served else None,
         }
 
     def version_metadata(self, version: int) -> dict[str, Any]:

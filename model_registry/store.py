@@ -30,7 +30,13 @@ from model_registry.errors import (
     RegistryError,
     VersionNotFound,
 )
-from model_registry.records import STATUS_ARCHIVED, ModelVersion, utc_now, validate_model_name
+from model_registry.records import (
+    STATUS_ARCHIVED,
+    ModelVersion,
+    OptimizedArtifact,
+    utc_now,
+    validate_model_name,
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -247,6 +253,20 @@ class RegistryStore:
                 ExpressionAttributeValues=_to_ddb({":archived": STATUS_ARCHIVED}),
             )
         return replace(record, status=STATUS_ARCHIVED)
+
+    def set_optimized(self, model_name: str, version: int, optimized: OptimizedArtifact) -> ModelVersion:
+        """Attach a validated optimized artifact to an existing version (the native one stays)."""
+        record = self.get_version(model_name, version)
+        with _dependency("set optimized artifact"):
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self._key(model_name, version),
+                UpdateExpression="SET #optimized = :optimized",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#optimized": "optimized", "#pk": contract.PARTITION_KEY},
+                ExpressionAttributeValues=_to_ddb({":optimized": json.dumps(optimized.to_dict())}),
+            )
+        return replace(record, optimized=optimized)
 
 
 # --------------------------------------------------------------------------- rollout events and lock

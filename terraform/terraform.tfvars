@@ -9,8 +9,9 @@ models = {
     memory_size           = 1024
     alarm_p99_duration_ms = 500
   }
+  # Registered with --optimize: served by onnxruntime from a layer without scikit-learn or scipy.
   diabetes = {
-    framework            = "sklearn"
+    framework            = "onnx"
     memory_size          = 1536
     reserved_concurrency = 5
   }

@@ -93,8 +93,8 @@ variable "models" {
   }
 
   validation {
-    condition     = alltrue([for m in var.models : contains(["sklearn", "xgboost"], m.framework)])
-    error_message = "framework must be sklearn or xgboost."
+    condition     = alltrue([for m in var.models : contains(["sklearn", "xgboost", "onnx"], m.framework)])
+    error_message = "framework must be sklearn, xgboost or onnx (models registered with --optimize)."
   }
 
   validation {

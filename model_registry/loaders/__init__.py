@@ -7,6 +7,7 @@ each framework's module is imported the first time one of its formats is loaded.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -50,7 +51,12 @@ FORMATS: dict[str, ArtifactFormat] = {
         ArtifactFormat("xgboost-ubj", "xgboost", "ubj", "model_registry.loaders.xgboost:load_booster", True),
     )
 }
+# Frameworks a model is registered with (detected from the artifact). ONNX is never registered
+# directly: it is the optimized form of a registered version (model_registry.optimize).
 FRAMEWORKS = sorted({f.framework for f in FORMATS.values()})
+OPTIMIZED_FORMATS: dict[str, ArtifactFormat] = {
+    "onnx": ArtifactFormat("onnx", "onnx", "onnx", "model_registry.loaders.onnx:load_onnx", True)
+}
 
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda", b"\xfd7zXZ", b"BZh")
 
@@ -88,12 +94,26 @@ def resolve_format(data: bytes, filename: str = "", framework: str | None = None
     return detected
 
 
-def load_model(data: bytes, artifact_format: str, *, allow_pickle: bool) -> LoadedModel:
-    """Deserialise verified artifact bytes with the loader of ``artifact_format``."""
-    try:
-        fmt = FORMATS[artifact_format]
-    except KeyError:
-        raise UnsupportedFormat(f"unknown artifact format {artifact_format!r}") from None
+def load_model(
+    data: bytes, artifact_format: str, *, allow_pickle: bool, signature: Signature | None = None
+) -> LoadedModel:
+    """Deserialise verified artifact bytes with the loader of ``artifact_format``.
+
+    ``signature`` (the registered one) is needed by optimized formats, which do not carry it.
+    """
+    fmt = FORMATS.get(artifact_format) or OPTIMIZED_FORMATS.get(artifact_format)
+    if fmt is None:
+        raise UnsupportedFormat(f"unknown artifact format {artifact_format!r}")
     module_name, function_name = fmt.loader.split(":")
     loader: Any = getattr(importlib.import_module(module_name), function_name)
+    if fmt.name in OPTIMIZED_FORMATS:
+        return loader(data, allow_pickle=allow_pickle, signature=signature)
     return loader(data, allow_pickle=allow_pickle)
+
+
+def runtime_available(artifact_format: str) -> bool:
+    """Whether this process can load ``artifact_format`` (its framework is installed)."""
+    fmt = FORMATS.get(artifact_format) or OPTIMIZED_FORMATS.get(artifact_format)
+    runtimes = {"onnx": "onnxruntime", "sklearn": "sklearn", "xgboost": "xgboost"}
+    module = runtimes.get(fmt.framework) if fmt else None
+    return module is not None and importlib.util.find_spec(module) is not None

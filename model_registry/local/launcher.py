@@ -20,7 +20,7 @@ from model_registry import aws, contract
 from model_registry.deploy import Deployment
 from model_registry.local.dataplane import DataPlane, DataPlaneServer
 from model_registry.local.emulator import DUMMY_CREDENTIALS, Emulator, is_up
-from model_registry.packaging import REPO_ROOT, install_runtime
+from model_registry.packaging import FRAMEWORKS, REPO_ROOT, install_runtime
 from model_registry.settings import Settings
 
 BUILD_DIR = REPO_ROOT / "build" / "lambda"
@@ -91,6 +91,7 @@ def register_and_roll_out_examples(settings: Settings, state: Path, say: Say) ->
             description=example.description,
             created_by="make-up",
             progress=False,
+            optimize_rows=example.X_test if example.serve_optimized else None,
         )
         lambda_version = rollouts.deploy(example.name, record.version)
         say(f"registered {example.name} v{record.version}, live on Lambda version {lambda_version}")
@@ -114,7 +115,7 @@ def local_platform(
     for stale in ("terraform.tfstate", "terraform.tfstate.backup", "packages"):
         path = state_dir / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    for name in ("function.zip", "layer-sklearn.zip", "layer-xgboost.zip"):
+    for name in ("function.zip", *(f"layer-{f}.zip" for f in FRAMEWORKS)):
         if not (build_dir / name).exists():
             raise FileNotFoundError(f"{build_dir / name} is missing: run `make build` first")
     runtime = install_runtime(build_dir, log=lambda m: say(f"installing the local Lambda runtime: {m}"))

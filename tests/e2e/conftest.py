@@ -16,7 +16,7 @@ from model_registry.local.launcher import (
     local_platform,
     register_and_roll_out_examples,
 )
-from model_registry.packaging import build_function, build_layer
+from model_registry.packaging import FRAMEWORKS, build_function, build_layer
 from model_registry.settings import Settings
 from tests.helpers import REPO_ROOT
 
@@ -50,7 +50,7 @@ def running(
     """Needs terraform like the Terraform tests: a failure under REQUIRE_TERRAFORM=1, else a visible skip."""
     build = REPO_ROOT / "build" / "lambda"
     build_function(build / "function.zip")
-    for framework in ("sklearn", "xgboost"):
+    for framework in FRAMEWORKS:
         build_layer(framework, build, log=lambda m: None)
     state = tmp_path_factory.mktemp("platform")
     pids: list[int] = []

@@ -125,4 +125,3 @@ def test_generated_requests_get_no_server_error_and_fit_the_spec(running: Runnin
     assert requests.post(
         f"{running.url}/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}, timeout=30
     ).ok, "the platform stopped serving after the run"
-

@@ -24,7 +24,7 @@ import requests
 from model_registry import contract
 from model_registry.examples import train_all
 from model_registry.local.emulator import DUMMY_CREDENTIALS, Emulator
-from model_registry.packaging import LAMBDA_UNZIPPED_LIMIT, REPO_ROOT, build_function, build_layer
+from model_registry.packaging import FRAMEWORKS, LAMBDA_UNZIPPED_LIMIT, REPO_ROOT, build_function, build_layer
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
 from tests.helpers import create_registry
@@ -158,7 +158,7 @@ def data_plane_load(handler_json: dict[str, Any], seconds: float = 6.0) -> dict[
                 "models": {
                     "iris": {"framework": "sklearn", "reserved_concurrency": 16},
                     "breast-cancer": {"framework": "xgboost"},
-                    "diabetes": {"framework": "sklearn"},
+                    "diabetes": {"framework": "onnx"},
                 }
             }
         )
@@ -215,7 +215,7 @@ def package_sizes() -> dict[str, float]:
     build = REPO_ROOT / "build" / "lambda"
     function = build_function(build / "function.zip")
     sizes = {"function.zip": function.unzipped_mb}
-    for framework in ("sklearn", "xgboost"):
+    for framework in FRAMEWORKS:
         sizes[f"layer-{framework}.zip"] = build_layer(framework, build, log=lambda m: None).unzipped_mb
     return sizes
 

@@ -7,7 +7,7 @@ import tomllib
 
 from functions import routes
 from model_registry import contract
-from model_registry.packaging import requirements_file
+from model_registry.packaging import FRAMEWORKS, requirements_file
 from tests.helpers import REPO_ROOT
 
 TERRAFORM = REPO_ROOT / "terraform"
@@ -44,11 +44,11 @@ def test_every_handler_route_is_reachable_through_an_api_route() -> None:
 def test_layers_pin_the_framework_versions_the_project_installs() -> None:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     pins = {}
-    for extra in ("sklearn", "xgboost"):
+    for extra in FRAMEWORKS:
         for spec in project["project"]["optional-dependencies"][extra]:
             name, _, version = spec.partition("==")
             pins[name] = version
-    for framework in ("sklearn", "xgboost"):
+    for framework in FRAMEWORKS:
         for line in requirements_file(framework).read_text().splitlines():
             if "==" in line and not line.startswith("#"):
                 name, version = line.split("==")

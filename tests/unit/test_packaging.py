@@ -5,7 +5,13 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from model_registry.packaging import LAMBDA_UNZIPPED_LIMIT, build_function, build_layer, check_size
+from model_registry.packaging import (
+    FRAMEWORKS,
+    LAMBDA_UNZIPPED_LIMIT,
+    build_function,
+    build_layer,
+    check_size,
+)
 from tests.helpers import REPO_ROOT
 
 
@@ -22,7 +28,7 @@ def test_function_zip_is_reproducible(tmp_path: Path) -> None:
 def test_layers_fit_lambda_and_rezip_identically() -> None:
     out = REPO_ROOT / "build" / "lambda"
     function = build_function(out / "function.zip")
-    for framework in ("sklearn", "xgboost"):
+    for framework in FRAMEWORKS:
         layer = build_layer(framework, out, log=lambda m: None)
         again = build_layer(framework, out, log=lambda m: None)
         assert layer.sha256 == again.sha256
@@ -32,6 +38,9 @@ def test_layers_fit_lambda_and_rezip_identically() -> None:
         assert total < LAMBDA_UNZIPPED_LIMIT
         names = zipfile.ZipFile(layer.path).namelist()
         assert not any(n.startswith(("python/boto3/", "python/botocore/")) for n in names)
+        if framework == "onnx":  # optimized models: onnxruntime and numpy, no scikit-learn, no scipy
+            assert not any(n.startswith(("python/sklearn/", "python/scipy/")) for n in names)
+            assert any(n.startswith("python/onnxruntime/") for n in names)
         if framework == "xgboost":
             assert not any(n.startswith("python/sklearn/") for n in names), (
                 "the XGBoost layer carries scikit-learn"

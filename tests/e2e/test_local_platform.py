@@ -227,6 +227,6 @@ def test_logs_and_metrics_reach_the_emulator(running: RunningPlatform) -> None:
     assert any(m.startswith("REPORT RequestId") for m in messages)
     cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint)
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="ModelPlatform")["Metrics"]}
-    assert {"Requests", "PredictedRows", "PredictLatency", "ColdStart", "ModelLoadTime"} <= names
+    assert {"PredictedRows", "PredictLatency", "ColdStart", "ModelLoadTime"} <= names
     lambda_metrics = cloudwatch.list_metrics(Namespace="AWS/Lambda", MetricName="Invocations")["Metrics"]
     assert any(any(d["Name"] == "ExecutedVersion" for d in m["Dimensions"]) for m in lambda_metrics)

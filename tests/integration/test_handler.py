@@ -323,3 +323,42 @@ def test_bad_requests_get_documented_errors(handlers, case) -> None:
     # the environment still serves afterwards
     ok = call(handlers["iris"], "POST", "/models/iris/predict", {"instances": [[5.1, 3.5, 1.4, 0.2]]})
     assert ok.status == 200
+
+
+@pytest.mark.parametrize("name", ["iris", "breast-cancer", "diabetes"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"instances": "rows"},  # valid shape: replaced by real rows below
+        {"instances": "rows", "return_probabilities": True},
+        {"instances": [[1.0]]},  # wrong feature count: the fast path hands it to the resolver
+        "not json",
+    ],
+)
+def test_hot_route_answers_exactly_as_the_resolver(handlers, examples, name: str, body) -> None:
+    from model_registry.local.events import LambdaContext, build_event
+    from tests.handler_support import route_key_for
+
+    handler = handlers[name]
+    if isinstance(body, dict) and body["instances"] == "rows":
+        body = {**body, "instances": examples[name].X_test[:3].tolist()}
+    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    path = f"/models/{name}/predict"
+    route_key, params = route_key_for(name, path, "POST")
+    event = build_event(
+        method="POST",
+        path=path,
+        route_key=route_key,
+        path_parameters=params,
+        headers={"content-type": "application/json"},
+        body=raw,
+    )
+    context = LambdaContext(
+        f"mlp-{name}", "1", f"arn:aws:lambda:us-east-1:1:function:mlp-{name}:live", 1024, 30
+    )
+    through_resolver = handler.app.resolve(event, context)
+    handler.metrics.clear_metrics()
+    # every request the resolver answers 200 takes the hot route; every other one falls through to it
+    assert (handler._predict_fast(event) is not None) == (through_resolver["statusCode"] == 200)
+    handler.metrics.clear_metrics()
+    assert handler.lambda_handler(event, context) == through_resolver

@@ -60,7 +60,14 @@ import json, os, sys, time
 t0 = time.perf_counter()
 path = os.environ["BENCH_ARTIFACT"]
 import numpy as np
-if path.endswith(".skops"):
+if path.endswith(".onnx"):
+    import onnxruntime as ort
+    t_import = time.perf_counter()
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0].name
+    class model:
+        predict = staticmethod(lambda x: session.run(None, {feed: x.astype(np.float32)}))
+elif path.endswith(".skops"):
     import skops.io as sio
     t_import = time.perf_counter()
     model = sio.load(path, trusted=sio.get_untrusted_types(file=path))
@@ -100,16 +107,27 @@ def cold_starts(emulator_url: str, examples_dir: Path) -> dict[str, Any]:
     service = RegistryService.from_settings(settings)
     examples = train_all(examples_dir)
     out: dict[str, Any] = {}
+    variants = []
     for example in examples:
         service.register(example.name, example.artifact, feature_names=example.feature_names, progress=False)
+        variants.append((example.name, example, example.artifact))
+        if example.serve_optimized:
+            record = service.register(
+                f"{example.name}-onnx", example.artifact, optimize_rows=example.X_test, progress=False
+            )
+            assert record.optimized is not None
+            onnx_path = examples_dir / f"{example.name}.onnx"
+            onnx_path.write_bytes(service.artifacts.download(record.optimized.s3_key))
+            variants.append((f"{example.name}-onnx", example, onnx_path))
+    for name, example, artifact in variants:
         rows = example.X_test[:1].tolist()
-        path = f"/models/{example.name}/predict"
+        path = f"/models/{name}/predict"
         from model_registry.local.events import build_event
 
         event = build_event(
             method="POST",
             path=path,
-            route_key=f"ANY /models/{example.name}/{{proxy+}}",
+            route_key=f"ANY /models/{name}/{{proxy+}}",
             path_parameters={"proxy": "predict"},
             headers={"content-type": "application/json"},
             body=json.dumps({"instances": rows}).encode(),
@@ -126,21 +144,21 @@ def cold_starts(emulator_url: str, examples_dir: Path) -> dict[str, Any]:
             contract.ENV_BUCKET: settings.bucket_name,
             contract.ENV_ENDPOINT_URL: emulator_url,
             contract.ENV_REGION: "us-east-1",
-            contract.ENV_MODEL_NAME: example.name,
+            contract.ENV_MODEL_NAME: name,
             contract.ENV_MODEL_VERSION: "1",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "BENCH_EVENT": json.dumps(event),
         }
-        bare_env = {**base, "BENCH_ARTIFACT": str(example.artifact), "BENCH_ROWS": json.dumps(rows)}
+        bare_env = {**base, "BENCH_ARTIFACT": str(artifact), "BENCH_ROWS": json.dumps(rows)}
         handler_runs = [_run_json(HANDLER_COLD, handler_env) for _ in range(COLD_RUNS)]
         bare_runs = [_run_json(BARE_COLD, bare_env) for _ in range(COLD_RUNS)]
         median = {k: statistics.median(r[k] for r in handler_runs) for k in handler_runs[0]}
         bare = {k: statistics.median(r[k] for r in bare_runs) for k in bare_runs[0]}
         median["total"] = median["init_total"] + median["first_request"]
-        out[example.name] = {"handler": median, "bare": bare, "ratio": median["total"] / bare["total"]}
+        out[name] = {"handler": median, "bare": bare, "ratio": median["total"] / bare["total"]}
         print(
-            f"cold start {example.name}: handler {median['total']:.0f} ms vs bare {bare['total']:.0f} ms "
-            f"(x{out[example.name]['ratio']:.2f})",
+            f"cold start {name}: handler {median['total']:.0f} ms vs bare {bare['total']:.0f} ms "
+            f"(x{out[name]['ratio']:.2f})",
             flush=True,
         )
     return out
@@ -201,6 +219,28 @@ def data_plane_load(handler_json: dict[str, Any], seconds: float = 6.0) -> dict[
     results["in_process_handler_ms"] = in_process
     results["overhead_ratio"] = results["1"]["p50_ms"] / in_process
     return results
+
+
+def _optimized_rows(handler_json: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Optimized serving (`--optimize`): the diabetes random forest as ONNX",
+        "",
+        "Median per call on the same rows: scikit-learn's `predict`, the validated ONNX form run by "
+        "onnxruntime, and the handler serving the ONNX form (event in, response out).",
+        "",
+        "| batch | native µs | ONNX µs | speed-up | handler (ONNX) µs | handler overhead µs |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for batch in (1, 10, 100):
+        native = _median_us(handler_json, "diabetes-onnx", batch, "native")
+        onnx = _median_us(handler_json, "diabetes-onnx", batch, "onnx")
+        handler = _median_us(handler_json, "diabetes-onnx", batch, "handler-onnx")
+        lines.append(
+            f"| {batch} | {native:.0f} | {onnx:.1f} | x{native / onnx:.0f} | {handler:.0f} "
+            f"| {handler - onnx:.0f} |"
+        )
+    return lines
 
 
 def _median_us(handler_json: dict[str, Any], model: str, batch: int, path: str) -> float:
@@ -306,6 +346,7 @@ def write_report(
                 f"| {model} | {batch} | {bare:.0f} | {handler:.0f} | {handler - bare:.0f} | "
                 f"{handler / bare:.2f} |"
             )
+    lines += _optimized_rows(handler_json)
     lines += [
         "",
         f"## Cold start (fresh processes, median of {COLD_RUNS})",

@@ -35,8 +35,13 @@ def handlers(moto_url: str, examples: dict[str, ExampleModel]) -> Iterator[dict[
     service = RegistryService.from_settings(settings)
     for example in examples.values():
         service.register(example.name, example.artifact, feature_names=example.feature_names, progress=False)
+        if example.serve_optimized:  # the same model, registered with --optimize
+            service.register(
+                f"{example.name}-onnx", example.artifact, optimize_rows=example.X_test, progress=False
+            )
     saved = dict(os.environ)
     modules = {name: load_handler(settings, name, "1") for name in MODELS}
+    modules["diabetes-onnx"] = load_handler(settings, "diabetes-onnx", "1")
     yield modules
     os.environ.clear()
     os.environ.update(saved)
@@ -54,6 +59,31 @@ def _event(name: str, rows: np.ndarray) -> dict:
         headers={"content-type": "application/json"},
         body=json.dumps({"instances": rows.tolist()}).encode(),
     )
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("path", ["native", "onnx", "handler-onnx"])
+def test_optimized(benchmark, handlers, examples, batch: int, path: str) -> None:
+    """The diabetes random forest: native predict vs its ONNX form, and the handler serving the ONNX."""
+    example = examples["diabetes"]
+    rows = np.resize(example.X_test, (batch, example.X_test.shape[1]))
+    benchmark.group = f"diabetes optimized batch {batch}"
+    benchmark.extra_info.update({"model": "diabetes-onnx", "batch": batch, "path": path})
+    handler = handlers["diabetes-onnx"]
+    onnx_model = handler.SERVER.pinned.model
+    assert onnx_model.framework == "onnx"
+    expected = example.estimator.predict(rows)
+    if path == "native":
+        result = benchmark(example.estimator.predict, rows)
+    elif path == "onnx":
+        result = benchmark(onnx_model.predict, rows)
+    else:
+        event = _event("diabetes-onnx", rows)
+        context = LambdaContext("mlp-diabetes-onnx", "1", "arn:aws:lambda:us-east-1:1:function:f", 1024, 30)
+        response = benchmark(handler.lambda_handler, event, context)
+        assert response["statusCode"] == 200
+        result = json.loads(response["body"])["predictions"]
+    np.testing.assert_allclose(result, expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize("batch", BATCHES)

@@ -37,6 +37,8 @@ TABLE_NAME_TEMPLATE: str = _CONTRACT["table_name_template"]
 ROUTE_TEMPLATES: list[str] = _CONTRACT["routes"]
 VERSION_HEADER: str = _CONTRACT["headers"]["model_version"]
 V2_HEADER_LENGTH: str = _CONTRACT["headers"]["v2_header_length"]
+# Function tag: the provisioned concurrency Terraform asks for; rollouts put it on the live versions.
+TAG_PROVISIONED_CONCURRENCY: str = _CONTRACT["tags"]["provisioned_concurrency"]
 
 
 def function_name(platform: str, model_name: str) -> str:

@@ -9,6 +9,7 @@ keep two rollouts of one model from both winning; every change is journaled in t
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import time
 import uuid
@@ -26,6 +27,19 @@ from model_registry.service import RegistryService
 from model_registry.store import RolloutJournal
 
 METRICS_NAMESPACE = "ModelPlatform"
+
+
+def provisioned_plan(total: int, state: AliasState) -> dict[str, int]:
+    """Provisioned concurrency per Lambda version for an alias state: the stable version keeps all of
+    ``total``, a canary its weighted share, at least 1. Empty when ``total`` is 0."""
+    if total <= 0:
+        return {}
+    plan = {state.stable_version: total}
+    if state.canary_version:
+        plan[state.canary_version] = max(1, math.ceil(total * state.canary_weight))
+    return plan
+
+
 Say = Callable[[str], None]
 
 
@@ -199,6 +213,62 @@ class Rollouts:
                 ) from exc
             raise
 
+    def _move(self, model_name: str, before: AliasState, after: AliasState) -> None:
+        """Point the alias at ``after``, with provisioned concurrency on its versions before traffic
+        arrives and taken off the versions it leaves only once they carry none."""
+        total = self.wanted_provisioned(model_name)
+        plan = provisioned_plan(total, after)
+        current = self.provisioned(model_name)
+        self._provision(model_name, plan, current)
+        self.set_alias(
+            model_name, after.stable_version, after.canary_version, after.canary_weight, before.revision_id
+        )
+        for version in current.keys() - plan.keys():
+            self._lambda.delete_provisioned_concurrency_config(
+                FunctionName=self.function_name(model_name), Qualifier=version
+            )
+
+    # ------------------------------------------------------------------ provisioned concurrency
+
+    def wanted_provisioned(self, model_name: str) -> int:
+        """The provisioned concurrency Terraform asks for (the function's tag); 0 when none."""
+        tags = self._lambda.get_function(FunctionName=self.function_name(model_name)).get("Tags") or {}
+        value = tags.get(contract.TAG_PROVISIONED_CONCURRENCY, "0")
+        return int(value) if value.isdigit() else 0
+
+    def provisioned(self, model_name: str) -> dict[str, int]:
+        """Requested provisioned concurrency per Lambda version of the model's function."""
+        pages = self._lambda.get_paginator("list_provisioned_concurrency_configs").paginate(
+            FunctionName=self.function_name(model_name)
+        )
+        return {
+            config["FunctionArn"].rsplit(":", 1)[1]: int(config["RequestedProvisionedConcurrentExecutions"])
+            for page in pages
+            for config in page.get("ProvisionedConcurrencyConfigs", [])
+        }
+
+    def _provision(
+        self, model_name: str, plan: dict[str, int], current: dict[str, int], timeout_s: float = 900.0
+    ) -> None:
+        name = self.function_name(model_name)
+        changed = [version for version, count in plan.items() if current.get(version) != count]
+        for version in changed:
+            self._lambda.put_provisioned_concurrency_config(
+                FunctionName=name, Qualifier=version, ProvisionedConcurrentExecutions=plan[version]
+            )
+        deadline = time.monotonic() + timeout_s
+        for version in changed:  # AWS takes minutes to allocate; traffic moves only once it is ready
+            while True:
+                status = self._lambda.get_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
+                if status["Status"] == "READY":
+                    break
+                if status["Status"] == "FAILED" or time.monotonic() > deadline:
+                    raise RolloutError(
+                        f"provisioned concurrency on {name}:{version} is {status['Status']}: "
+                        f"{status.get('StatusReason', 'not ready in time')}; traffic was not moved"
+                    )
+                time.sleep(5)
+
     def _locked(self, model_name: str, action: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
         owner = f"{self.actor}:{uuid.uuid4().hex[:8]}"
         self.journal.acquire(model_name, owner)
@@ -246,12 +316,13 @@ class Rollouts:
         def run(_: str) -> dict[str, Any]:
             before = self.alias_state(model_name)
             lambda_version = self.publish(model_name, model_version)
-            self.set_alias(model_name, lambda_version, None, 0.0, before.revision_id)
+            after = AliasState(lambda_version, None, 0.0, "")
+            self._move(model_name, before, after)
             return self._event(
                 model_name,
                 "deploy",
                 before,
-                AliasState(lambda_version, None, 0.0, ""),
+                after,
                 "ok",
                 model_version=model_version,
                 lambda_version=lambda_version,
@@ -278,13 +349,7 @@ class Rollouts:
                 after = AliasState(lambda_version, None, 0.0, "")
             else:
                 after = AliasState(before.stable_version, lambda_version, percent / 100, "")
-            self.set_alias(
-                model_name,
-                after.stable_version,
-                after.canary_version,
-                after.canary_weight,
-                before.revision_id,
-            )
+            self._move(model_name, before, after)
             return self._event(
                 model_name,
                 "rollout",
@@ -306,7 +371,7 @@ class Rollouts:
             if not before.canary_version:
                 raise RolloutError(f"{model_name!r} has no canary to promote")
             after = AliasState(before.canary_version, None, 0.0, "")
-            self.set_alias(model_name, after.stable_version, None, 0.0, before.revision_id)
+            self._move(model_name, before, after)
             return self._event(model_name, "promote", before, after, "ok")
 
         return self._locked(model_name, run)
@@ -327,7 +392,7 @@ class Rollouts:
                         f"{model_name!r} has no canary and no earlier stable version to return to"
                     )
                 after = AliasState(previous, None, 0.0, "")
-            self.set_alias(model_name, after.stable_version, None, 0.0, before.revision_id)
+            self._move(model_name, before, after)
             return self._event(model_name, action, before, after, "ok", reason=reason)
 
         return self._locked(model_name, run)
@@ -398,13 +463,7 @@ class Rollouts:
                 if percent >= 100
                 else AliasState(before.stable_version, canary, percent / 100, "")
             )
-            self.set_alias(
-                model_name,
-                after.stable_version,
-                after.canary_version,
-                after.canary_weight,
-                before.revision_id,
-            )
+            self._move(model_name, before, after)
             return self._event(model_name, "step", before, after, "ok", percent=percent)
 
         self._locked(model_name, run)

@@ -73,15 +73,16 @@ module "model_endpoint" {
     s3_key    = aws_s3_object.package["function"].key
     sha256    = filebase64sha256(local.packages.function)
   }
-  layer_arns                = [aws_lambda_layer_version.framework[each.value.framework].arn]
-  memory_size               = each.value.memory_size
-  timeout                   = each.value.timeout
-  reserved_concurrency      = each.value.reserved_concurrency
-  provisioned_concurrency   = each.value.provisioned_concurrency
-  log_retention_days        = var.log_retention_days
-  alarm_errors_threshold    = each.value.alarm_errors_threshold
-  alarm_throttles_threshold = each.value.alarm_throttles_threshold
-  alarm_p99_duration_ms     = each.value.alarm_p99_duration_ms
+  layer_arns                  = [aws_lambda_layer_version.framework[each.value.framework].arn]
+  memory_size                 = each.value.memory_size
+  timeout                     = each.value.timeout
+  reserved_concurrency        = each.value.reserved_concurrency
+  provisioned_concurrency     = each.value.provisioned_concurrency
+  provisioned_concurrency_tag = local.contract.tags.provisioned_concurrency
+  log_retention_days          = var.log_retention_days
+  alarm_errors_threshold      = each.value.alarm_errors_threshold
+  alarm_throttles_threshold   = each.value.alarm_throttles_threshold
+  alarm_p99_duration_ms       = each.value.alarm_p99_duration_ms
 
   environment = {
     (local.env.platform_name)    = var.name_prefix

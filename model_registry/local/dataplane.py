@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from model_registry import contract
 from model_registry.local.emulator import DUMMY_CREDENTIALS
@@ -60,6 +60,7 @@ CONCURRENCY_TTL_S = 5.0
 STALE_RETRY_S = 5.0
 _STALE = object()  # a control-plane read that was skipped or failed: serve the last answer
 IDLE_ENVIRONMENT_S = 600.0  # Lambda reclaims environments idle for minutes; so does the data plane
+PROVISION_INTERVAL_S = 1.0  # how often provisioned-concurrency configs are read and applied
 TOO_LARGE = HttpResult(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
 UNAUTHORIZED = HttpResult(401, {"content-type": "application/json"}, b'{"message":"Unauthorized"}')
 _FUNCTION_ARN = re.compile(r"arn:[^:]+:lambda:[^:]+:\d+:function:([^:/]+)(?::([^:/]+))?")
@@ -441,6 +442,37 @@ class DataPlane:
         with self._lock:
             return {name: pool.sizes for name, pool in self._pools.items()}
 
+    def provision(self) -> dict[str, dict[str, int]]:
+        """Keep as many initialised environments per version as its provisioned concurrency asks for,
+        started ahead of traffic as Lambda does. Returns function -> version -> environments started."""
+        started: dict[str, dict[str, int]] = {}
+        for function_name in sorted({route.function_name for route in self.routes()}):
+            try:
+                configs = self._lambda.list_provisioned_concurrency_configs(FunctionName=function_name)
+            except (BotoCoreError, ClientError):
+                continue  # the emulator is away: keep what is provisioned
+            wanted = {
+                c["FunctionArn"].rsplit(":", 1)[1]: int(c["RequestedProvisionedConcurrentExecutions"])
+                for c in configs.get("ProvisionedConcurrencyConfigs", [])
+            }
+            pool = self._pool(function_name)
+            for version, missing in pool.update_provisioned(wanted).items():
+                if not version.isdigit():
+                    continue  # on an alias: rollouts put it on versions
+                spec = self.spec(function_name, version)
+                limit = self.concurrency_limit(function_name)
+                for _ in range(missing):
+                    environment = self._new_environment(spec)
+                    if environment.wait_ready() is not None or not pool.add_provisioned(environment, limit):
+                        break
+                    started.setdefault(function_name, {}).setdefault(version, 0)
+                    started[function_name][version] += 1
+        return started
+
+    def provisioned_pids(self, function_name: str) -> dict[str, list[int]]:
+        """Process ids of a function's provisioned environments, per version."""
+        return self._pool(function_name).provisioned_pids()
+
     def reclaim_idle(self, idle_for_s: float = IDLE_ENVIRONMENT_S) -> int:
         """Stop environments idle for ``idle_for_s`` or more (next request cold-starts); returns how many."""
         with self._lock:
@@ -525,19 +557,28 @@ class DataPlaneServer:
         self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="dataplane")
         self._stopping = threading.Event()
-        self._reaper = threading.Thread(target=self._reap, daemon=True, name="reaper")
+        self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True, name="housekeeping")
 
-    def _reap(self) -> None:
-        while not self._stopping.wait(IDLE_ENVIRONMENT_S / 10):
-            self.plane.reclaim_idle()
+    def _housekeeping(self) -> None:
+        """Provisioned concurrency every second; idle environments reclaimed every minute."""
+        last_reap = time.monotonic()
+        while not self._stopping.wait(PROVISION_INTERVAL_S):
+            try:
+                self.plane.provision()
+                if time.monotonic() - last_reap > IDLE_ENVIRONMENT_S / 10:
+                    self.plane.reclaim_idle()
+                    last_reap = time.monotonic()
+            except Exception:  # a failed round is retried on the next one
+                LOG.exception("housekeeping failed")
 
     def start(self) -> DataPlaneServer:
         self._thread.start()
-        self._reaper.start()
+        self._housekeeper.start()
         return self
 
     def stop(self) -> None:
         self._stopping.set()
+        self._housekeeper.join(timeout=90)  # may be initialising an environment
         self.httpd.shutdown()
         self.httpd.server_close()
         self.plane.stop()

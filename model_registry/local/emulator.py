@@ -1,4 +1,4 @@
-"""Start and stop moto in server mode on 127.0.0.1."""
+"""Start and stop the emulator (moto in server mode, see moto_extensions) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ class Emulator:
 
     def start(self, timeout: float = 30.0) -> Emulator:
         log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
+        server = [sys.executable, "-m", "model_registry.local.moto_extensions"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [*server, "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **DUMMY_CREDENTIALS},

@@ -109,6 +109,7 @@ class ExecutionEnvironment:
         self.init_ms: float | None = None
         self.idle_since = time.monotonic()
         self.ready = False
+        self.provisioned = False  # kept initialised for its version's provisioned concurrency
 
     def _forward_logs(self) -> None:
         assert self.process.stdout is not None
@@ -189,6 +190,7 @@ class FunctionPool:
         self._idle: dict[str, list[ExecutionEnvironment]] = {}
         self._members: set[ExecutionEnvironment] = set()  # every environment started and not yet stopped
         self._busy = 0
+        self._closed = False
         self._lock = threading.Lock()
 
     def _idle_count(self) -> int:
@@ -207,11 +209,10 @@ class FunctionPool:
                     self._busy += 1
                     return environment, False
             if self._busy + self._idle_count() >= limit:
-                # Reclaim an idle environment of another version, or throttle.
-                other = next((v for v in self._idle.values() if v), None)
-                if other is None:
+                # Reclaim an idle environment of another version (on-demand ones first), or throttle.
+                evict = self._take_idle_for_eviction()
+                if evict is None:
                     return None, False
-                evict = other.pop()
             self._busy += 1
         if evict is not None:
             evict.stop()
@@ -242,13 +243,76 @@ class FunctionPool:
             self._busy -= 1
             self._members.discard(environment)
 
+    def _take_idle_for_eviction(self) -> ExecutionEnvironment | None:
+        """Remove and return an idle environment, on-demand before provisioned; None if none is idle."""
+        candidates = [e for idle in self._idle.values() for e in idle]
+        if not candidates:
+            return None
+        victim = min(candidates, key=lambda e: e.provisioned)
+        self._idle[victim.spec.version].remove(victim)
+        return victim
+
+    def update_provisioned(self, wanted: dict[str, int]) -> dict[str, int]:
+        """Mark environments as provisioned up to ``wanted`` (version -> count), adopting idle ones
+        first; unmark the rest. Returns how many more each version needs."""
+        with self._lock:
+            counts: dict[str, int] = {}
+            for environment in sorted(self._members, key=lambda e: not e.provisioned):
+                version = environment.spec.version
+                keep = counts.get(version, 0) < wanted.get(version, 0) and environment.ready
+                idle = environment in self._idle.get(version, [])
+                if keep and (environment.provisioned or idle):
+                    environment.provisioned = True
+                    counts[version] = counts.get(version, 0) + 1
+                else:
+                    environment.provisioned = False
+            return {v: n - counts.get(v, 0) for v, n in wanted.items() if n > counts.get(v, 0)}
+
+    def add_provisioned(self, environment: ExecutionEnvironment, limit: int) -> bool:
+        """Add an initialised environment as provisioned, within ``limit``; False (and stopped) if not."""
+        evict = None
+        with self._lock:
+            accepted = not self._closed
+            if accepted and len(self._members) >= limit:
+                evict = self._take_idle_for_eviction()
+                if evict is None or evict.provisioned:
+                    if evict is not None:
+                        self._idle[evict.spec.version].append(evict)
+                    evict, accepted = None, False
+                else:
+                    self._members.discard(evict)
+            if accepted:
+                environment.provisioned = True
+                environment.idle_since = time.monotonic()
+                self._members.add(environment)
+                self._idle.setdefault(environment.spec.version, []).append(environment)
+        if evict is not None:
+            evict.stop()
+        if not accepted:
+            environment.stop()
+        return accepted
+
+    def provisioned_pids(self) -> dict[str, list[int]]:
+        """Process ids of the provisioned environments, per version."""
+        with self._lock:
+            out: dict[str, list[int]] = {}
+            for environment in self._members:
+                if environment.provisioned:
+                    out.setdefault(environment.spec.version, []).append(environment.process.pid)
+            return out
+
     def reclaim_idle(self, idle_for_s: float) -> int:
-        """Stop the idle environments unused for ``idle_for_s`` seconds; returns how many were stopped."""
+        """Stop the idle environments unused for ``idle_for_s`` seconds (provisioned ones stay)."""
         cutoff = time.monotonic() - idle_for_s
         with self._lock:
-            stale = [e for idle in self._idle.values() for e in idle if e.idle_since <= cutoff]
+            stale = [
+                e
+                for idle in self._idle.values()
+                for e in idle
+                if e.idle_since <= cutoff and not e.provisioned
+            ]
             for idle in self._idle.values():
-                idle[:] = [e for e in idle if e.idle_since > cutoff]
+                idle[:] = [e for e in idle if e not in stale]
             self._members.difference_update(stale)
         for environment in stale:
             environment.stop()
@@ -260,6 +324,7 @@ class FunctionPool:
 
     def stop_all(self) -> None:
         with self._lock:
+            self._closed = True
             environments = list(self._members)
             self._idle.clear()
             self._members.clear()

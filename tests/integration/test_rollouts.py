@@ -172,3 +172,35 @@ def test_cli_rollout_status_history(rollouts: Rollouts, server_settings: Setting
     assert refused.returncode == 1 and "no version 99" in refused.stderr
     history = modelctl("history", "iris")
     assert history.stdout.splitlines()[1].split()[3] == "promote" and "cli-user" in history.stdout
+
+
+def test_provisioned_concurrency_moves_with_the_traffic(rollouts: Rollouts) -> None:
+    name = rollouts.function_name("iris")
+    lam = rollouts._lambda
+    lam.tag_resource(  # what Terraform's provisioned_concurrency = 3 writes
+        Resource=lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"],
+        Tags={contract.TAG_PROVISIONED_CONCURRENCY: "3"},
+    )
+    first = rollouts.deploy("iris", 1)
+    assert rollouts.provisioned("iris") == {first: 3}
+    canary = rollouts.start_canary("iris", 2, 20)["lambda_version"]
+    assert rollouts.provisioned("iris") == {first: 3, canary: 1}  # ceil(3 x 0.2), at least 1
+    rollouts._set_weight("iris", canary, 50)
+    assert rollouts.provisioned("iris") == {first: 3, canary: 2}
+    rollouts.promote("iris")
+    assert rollouts.provisioned("iris") == {canary: 3}  # the old stable version gave its up
+    third = rollouts.start_canary("iris", 3, 10)["lambda_version"]
+    rollouts.rollback("iris", reason="test")
+    assert rollouts.provisioned("iris") == {canary: 3}  # the dropped canary's is gone
+    assert third != canary
+    # Lambda refuses provisioned concurrency on $LATEST; the emulator does the same
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.put_provisioned_concurrency_config(
+            FunctionName=name, Qualifier="$LATEST", ProvisionedConcurrentExecutions=1
+        )
+
+
+def test_without_the_tag_no_provisioned_concurrency_is_configured(rollouts: Rollouts) -> None:
+    rollouts.deploy("iris", 1)
+    rollouts.start_canary("iris", 2, 20)
+    assert rollouts.wanted_provisioned("iris") == 0 and rollouts.provisioned("iris") == {}

@@ -97,3 +97,12 @@ def test_missing_model_and_version_errors(
     archived = service.store.archive_version("iris", 1)
     assert archived.status == "archived"
     assert service.store.list_versions("iris", include_archived=False) == []
+
+
+def test_provisioned_plan_gives_the_canary_its_share() -> None:
+    from model_registry.rollout import AliasState, provisioned_plan
+
+    assert provisioned_plan(0, AliasState("1", "2", 0.5, "")) == {}
+    assert provisioned_plan(4, AliasState("1", None, 0.0, "")) == {"1": 4}
+    assert provisioned_plan(4, AliasState("1", "2", 0.1, "")) == {"1": 4, "2": 1}
+    assert provisioned_plan(4, AliasState("1", "2", 0.6, "")) == {"1": 4, "2": 3}

@@ -114,7 +114,7 @@ resource "aws_lambda_function" "this" {
     mode = "Active"
   }
 
-  tags = var.tags
+  tags = merge(var.tags, { (var.provisioned_concurrency_tag) = tostring(var.provisioned_concurrency) })
 
   # Rollouts own the pinned model version: apply must not undo one.
   lifecycle {
@@ -136,13 +136,9 @@ resource "aws_lambda_alias" "this" {
   }
 }
 
-resource "aws_lambda_provisioned_concurrency_config" "this" {
-  count = var.provisioned_concurrency > 0 ? 1 : 0
-
-  function_name                     = aws_lambda_function.this.function_name
-  qualifier                         = aws_lambda_alias.this.name
-  provisioned_concurrent_executions = var.provisioned_concurrency
-}
+# Provisioned concurrency is not configured here: Lambda refuses it on an alias with routing weights,
+# so it goes on the versions the alias points at, and those belong to rollouts (modelctl), which read
+# the wanted count from this function's tag and move it with the traffic.
 
 ################################################################################
 # Alarms on the alias

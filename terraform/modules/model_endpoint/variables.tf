@@ -172,8 +172,19 @@ variable "reserved_concurrency" {
   }
 }
 
+variable "provisioned_concurrency_tag" {
+  description = "Function tag that carries provisioned_concurrency to the rollout tooling."
+  type        = string
+  default     = "mlp:provisioned-concurrency"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.:/=+@ -]{1,128}$", var.provisioned_concurrency_tag)) && !startswith(var.provisioned_concurrency_tag, "aws:")
+    error_message = "provisioned_concurrency_tag must be a valid Lambda tag key (not aws:)."
+  }
+}
+
 variable "provisioned_concurrency" {
-  description = "Provisioned concurrency on the alias (0 for none)."
+  description = "Provisioned concurrency of the stable version (a canary gets its share, at least 1); applied by rollouts to the live versions, since Lambda refuses it on a weighted alias. 0 for none."
   type        = number
   default     = 0
 

@@ -46,8 +46,8 @@ test: install tools terraformrc ## install and run the whole test suite
 	$(PY) -m pytest -m "not benchmark" $(PYTEST_ARGS)
 
 bench: install terraformrc build ## benchmarks: handler overhead, cold start, data plane, sizes -> reports/
-	@mkdir -p $(BUILD)/bench
-	$(PY) -m pytest tests/performance -m benchmark -q --benchmark-enable --benchmark-only \
+	@mkdir -p $(BUILD)/bench && rm -f $(BUILD)/bench/paired.json
+	$(PY) -m pytest tests/performance -m benchmark -q --benchmark-enable \
 		--benchmark-min-rounds=200 --benchmark-json=$(BUILD)/bench/handler.json --benchmark-save-data
 	$(PY) -m tests.performance.bench_report
 

@@ -346,6 +346,22 @@ def write_report(
                 f"| {model} | {batch} | {bare:.0f} | {handler:.0f} | {handler - bare:.0f} | "
                 f"{handler / bare:.2f} |"
             )
+    paired_path = BENCH / "paired.json"
+    if paired_path.exists():
+        paired = json.loads(paired_path.read_text())
+        lines += [
+            "",
+            "Batch 1 again, with the bare call and the handler call alternated in one loop "
+            f"({next(iter(paired.values()))['rounds']} pairs, medians), so machine noise hits both alike:",
+            "",
+            "| model | bare µs | handler µs | overhead µs |",
+            "|---|---:|---:|---:|",
+        ]
+        for model, row in paired.items():
+            lines.append(
+                f"| {model} | {row['bare_us']:.1f} | {row['handler_us']:.1f} | "
+                f"{row['handler_us'] - row['bare_us']:.1f} |"
+            )
     lines += _optimized_rows(handler_json)
     lines += [
         "",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
+import time
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -19,11 +21,12 @@ from model_registry.local.events import LambdaContext, build_event
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
 from tests.handler_support import load_handler, route_key_for
-from tests.helpers import create_registry
+from tests.helpers import REPO_ROOT, create_registry
 
 pytestmark = pytest.mark.benchmark
 BATCHES = (1, 10, 100)
 MODELS = ("iris", "breast-cancer", "diabetes")
+BENCH_DIR = REPO_ROOT / "build" / "bench"
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +111,35 @@ def test_overhead(benchmark, handlers, examples, name: str, batch: int, path: st
     np.testing.assert_array_equal(
         json.loads(response["body"])["predictions"], example.estimator.predict(rows)
     )
+
+
+PAIRED_ROUNDS = 3000
+PAIRED_JSON = BENCH_DIR / "paired.json"
+
+
+@pytest.mark.parametrize("name", [*MODELS, "diabetes-onnx"])
+def test_paired_overhead_batch1(handlers, examples, name: str) -> None:
+    """Bare call and handler call alternated in one loop, so machine noise hits both alike."""
+    example = examples[name.removesuffix("-onnx")]
+    rows = example.X_test[:1]
+    handler = handlers[name]
+    bare = handler.SERVER.pinned.model.predict if name.endswith("-onnx") else example.estimator.predict
+    event = _event(name, rows)
+    context = LambdaContext(f"mlp-{name}", "1", "arn:aws:lambda:us-east-1:1:function:f", 1024, 30)
+    bare_s, handler_s = [], []
+    for _ in range(PAIRED_ROUNDS):
+        start = time.perf_counter()
+        bare(rows)
+        middle = time.perf_counter()
+        response = handler.lambda_handler(event, context)
+        handler_s.append(time.perf_counter() - middle)
+        bare_s.append(middle - start)
+    assert response["statusCode"] == 200
+    result = {
+        "bare_us": statistics.median(bare_s) * 1e6,
+        "handler_us": statistics.median(handler_s) * 1e6,
+        "rounds": PAIRED_ROUNDS,
+    }
+    PAIRED_JSON.parent.mkdir(parents=True, exist_ok=True)
+    saved = json.loads(PAIRED_JSON.read_text()) if PAIRED_JSON.exists() else {}
+    PAIRED_JSON.write_text(json.dumps({**saved, name: result}, indent=2))

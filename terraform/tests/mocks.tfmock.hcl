@@ -61,6 +61,6 @@ mock_resource "aws_cloudwatch_log_group" {
 
 mock_resource "aws_apigatewayv2_api" {
   defaults = {
-    execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234"
+    execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234" # pragma: allowlist secret
   }
 }

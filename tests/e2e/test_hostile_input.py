@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import secrets
 
 import pytest
 import requests
@@ -245,6 +246,7 @@ def test_platform_still_serves_after_the_corpus(running: RunningPlatform) -> Non
 def test_data_plane_rejects_calls_without_the_configured_key(running: RunningPlatform, tmp_path) -> None:
     from model_registry.local.dataplane import DataPlane, DataPlaneServer
 
+    key = secrets.token_urlsafe(24)  # generated: no key is written in the code
     plane = running.platform.server.plane
     guarded = DataPlane(
         plane.emulator_url,
@@ -252,7 +254,7 @@ def test_data_plane_rejects_calls_without_the_configured_key(running: RunningPla
         plane.package_bucket,
         tmp_path,
         plane.runtime_paths,
-        api_key="s3cret-key",
+        api_key=key,
     )
     with DataPlaneServer(guarded) as server:
         url = f"{server.url}/models/iris/predict"
@@ -262,12 +264,12 @@ def test_data_plane_rejects_calls_without_the_configured_key(running: RunningPla
         )
         assert wrong.status_code == 401 and wrong.json() == {"message": "Unauthorized"}
         ok = requests.post(
-            url, json={"instances": [ROW]}, headers={"authorization": "Bearer s3cret-key"}, timeout=60
+            url, json={"instances": [ROW]}, headers={"authorization": f"Bearer {key}"}, timeout=60
         )
         assert ok.status_code == 200
         assert (
             requests.post(
-                url, json={"instances": [ROW]}, headers={"x-api-key": "s3cret-key"}, timeout=60
+                url, json={"instances": [ROW]}, headers={"x-api-key": key}, timeout=60
             ).status_code
             == 200
         )

@@ -212,7 +212,10 @@ def test_timeouts_and_crashes_get_errors_and_the_plane_keeps_serving(running: Ru
 
 
 def test_logs_and_metrics_reach_the_emulator(running: RunningPlatform) -> None:
-    requests.post(f"{running.url}/models/diabetes/predict", json={"instances": [[0.0] * 10]}, timeout=60)
+    marker = 0.123456789012  # a request value that must not reach the logs
+    url = f"{running.url}/models/diabetes/predict"
+    requests.post(url, json={"instances": [[marker] * 10]}, timeout=60)
+    requests.post(url, json={"instances": [["secret-input-7f3a"] * 10]}, timeout=60)  # a 422
     time.sleep(2.5)  # telemetry flushes every second
     endpoint = running.settings.endpoint_url
     logs = boto3.client("logs", endpoint_url=endpoint)
@@ -225,6 +228,9 @@ def test_logs_and_metrics_reach_the_emulator(running: RunningPlatform) -> None:
     ]
     assert any('"model loaded"' in m for m in messages)
     assert any(m.startswith("REPORT RequestId") for m in messages)
+    # no request body and no credential in the function's logs
+    leaks = [m for m in messages if "0.123456789" in m or "secret-input-7f3a" in m or "testing" in m]
+    assert not leaks, leaks[:3]
     cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint)
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="ModelPlatform")["Metrics"]}
     assert {"PredictedRows", "PredictLatency", "ColdStart", "ModelLoadTime"} <= names

@@ -1,0 +1,47 @@
+"""Throttling, which neither moto nor the local platform can produce, answered as 503 by the handler's
+path. botocore's Stubber stands in for the throttling service; our error handling is the real code."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.stub import Stubber
+
+from model_registry.artifacts import ArtifactStore
+from model_registry.errors import DependencyUnavailable
+from model_registry.service import RegistryService
+from model_registry.serving import ModelServer
+from model_registry.settings import Settings
+from model_registry.store import RegistryStore
+
+NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
+
+
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"]
+)
+def test_throttled_registry_at_cold_start_is_a_503(code: str) -> None:
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1", config=NO_RETRIES)
+    s3 = boto3.client("s3", region_name="us-east-1", config=NO_RETRIES)
+    settings = Settings(table_name="t", bucket_name="b")
+    server = ModelServer(
+        RegistryService(settings, RegistryStore("t", dynamodb), ArtifactStore("b", s3)), "iris", 1
+    )
+    with Stubber(dynamodb) as stub:
+        stub.add_client_error("get_item", service_error_code=code, http_status_code=400)
+        with pytest.raises(DependencyUnavailable) as raised:
+            server.load_pinned()  # what the handler's init does
+        assert raised.value.status == 503 and code in raised.value.message
+        with pytest.raises(DependencyUnavailable):  # a request right after: 503 without a new call
+            server.get()
+        stub.assert_no_pending_responses()
+
+
+def test_throttled_artifact_store_is_a_503() -> None:
+    s3 = boto3.client("s3", region_name="us-east-1", config=NO_RETRIES)
+    with Stubber(s3) as stub:
+        stub.add_client_error("get_object", service_error_code="SlowDown", http_status_code=503)
+        with pytest.raises(DependencyUnavailable, match="SlowDown") as raised:
+            ArtifactStore("b", s3).download("models/iris/abc.skops")
+    assert raised.value.status == 503

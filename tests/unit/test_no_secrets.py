@@ -37,7 +37,9 @@ def test_tracked_files_hold_no_secrets() -> None:
 
 def test_the_scan_would_catch_a_key(tmp_path) -> None:
     leaked = tmp_path / "settings.py"
-    leaked.write_text('aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY9"\n')
+    key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY9"  # pragma: allowlist secret
+    planted = f'aws_secret_access_key = "{key}"'
+    leaked.write_text(planted + "\n")
     secrets = SecretsCollection(root=str(tmp_path))
     with default_settings():
         secrets.scan_file("settings.py")

@@ -115,9 +115,14 @@ def _request_body() -> tuple[bytes | str | None, str]:
 def _served(name: str, version: str | None) -> ServedModel:
     SERVER.check_name(name)
     served = SERVER.get(parse_version(version) if version is not None else None)
+    _label(served)
+    return served
+
+
+def _label(served: ServedModel) -> None:
+    """Name the version that answers in this request's log lines and metrics."""
     logger.append_keys(model_version=served.version)
     metrics.add_dimension("model_version", str(served.version))
-    return served
 
 
 def _record_prediction(served: ServedModel, rows: int, start: float) -> None:
@@ -272,8 +277,7 @@ def _predict_fast(event: dict[str, Any]) -> dict[str, Any] | None:
     except RegistryError:
         return None  # the resolver answers it again, with the documented error body and metrics
     version = str(served.version)
-    logger.append_keys(model_version=served.version)
-    metrics.add_dimension("model_version", version)
+    _label(served)
     _record_prediction(served, len(result["predictions"]), start)
     return {
         "statusCode": 200,

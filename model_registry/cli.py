@@ -135,7 +135,6 @@ def _print_optimized(record: Any) -> None:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    args.optimize = True
     record = _service(args).optimize(args.name, args.version, _validation_rows(args))
     if args.json:
         print(json.dumps(record.to_dict(), indent=2))

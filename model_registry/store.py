@@ -243,30 +243,26 @@ class RegistryStore:
     def archive_version(self, model_name: str, version: int) -> ModelVersion:
         """Mark a version archived (it stays readable; it is not deleted)."""
         record = self.get_version(model_name, version)
-        with _dependency("archive"):
-            self._ddb.update_item(
-                TableName=self.table_name,
-                Key=self._key(model_name, version),
-                UpdateExpression="SET #status = :archived",
-                ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames={"#status": "status", "#pk": contract.PARTITION_KEY},
-                ExpressionAttributeValues=_to_ddb({":archived": STATUS_ARCHIVED}),
-            )
+        self._set_attribute(model_name, version, "status", STATUS_ARCHIVED)
         return replace(record, status=STATUS_ARCHIVED)
 
     def set_optimized(self, model_name: str, version: int, optimized: OptimizedArtifact) -> ModelVersion:
         """Attach a validated optimized artifact to an existing version (the native one stays)."""
         record = self.get_version(model_name, version)
-        with _dependency("set optimized artifact"):
+        self._set_attribute(model_name, version, "optimized", json.dumps(optimized.to_dict()))
+        return replace(record, optimized=optimized)
+
+    def _set_attribute(self, model_name: str, version: int, attribute: str, value: Any) -> None:
+        """Set one attribute of an existing version item (never creates one)."""
+        with _dependency(f"set {attribute}"):
             self._ddb.update_item(
                 TableName=self.table_name,
                 Key=self._key(model_name, version),
-                UpdateExpression="SET #optimized = :optimized",
+                UpdateExpression="SET #attribute = :value",
                 ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames={"#optimized": "optimized", "#pk": contract.PARTITION_KEY},
-                ExpressionAttributeValues=_to_ddb({":optimized": json.dumps(optimized.to_dict())}),
+                ExpressionAttributeNames={"#attribute": attribute, "#pk": contract.PARTITION_KEY},
+                ExpressionAttributeValues=_to_ddb({":value": value}),
             )
-        return replace(record, optimized=optimized)
 
 
 # --------------------------------------------------------------------------- rollout events and lock

@@ -268,8 +268,6 @@ def test_data_plane_rejects_calls_without_the_configured_key(running: RunningPla
         )
         assert ok.status_code == 200
         assert (
-            requests.post(
-                url, json={"instances": [ROW]}, headers={"x-api-key": key}, timeout=60
-            ).status_code
+            requests.post(url, json={"instances": [ROW]}, headers={"x-api-key": key}, timeout=60).status_code
             == 200
         )

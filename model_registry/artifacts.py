@@ -64,13 +64,15 @@ class ArtifactStore:
 
             bar = tqdm(total=size, unit="B", unit_scale=True, desc=f"uploading {path.name}", file=sys.stderr)
             callback = bar.update
+        from boto3.s3.transfer import S3Transfer  # only registration uploads; the handler never does
+
         try:
-            self._s3.upload_file(
+            S3Transfer(self._s3).upload_file(
                 str(path),
                 self.bucket,
                 key,
-                ExtraArgs={"Metadata": {"sha256": sha256}, "ContentType": "application/octet-stream"},
-                Callback=callback,
+                extra_args={"Metadata": {"sha256": sha256}, "ContentType": "application/octet-stream"},
+                callback=callback,
             )
         except (ClientError, BotoCoreError) as exc:
             raise DependencyUnavailable(f"artifact upload failed for {key}: {exc}") from exc

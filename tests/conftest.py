@@ -64,11 +64,11 @@ def service(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Reg
     from moto import mock_aws
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    aws.client.cache_clear()
+    aws.reset()
     with mock_aws():
         create_registry(settings)
         yield RegistryService.from_settings(settings)
-    aws.client.cache_clear()
+    aws.reset()
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ def load_handler(settings: Settings, model_name: str, pin: str = "latest", **ext
         **extra,
     }
     os.environ.update(env)
-    aws.client.cache_clear()
+    aws.reset()
     sys.modules.pop("functions.handler", None)
     return importlib.import_module("functions.handler")
 

@@ -63,13 +63,13 @@ def platform_env(emulator_url: str, outputs: dict[str, Any]) -> dict[str, str]:
 def _environ(values: dict[str, str]) -> Iterator[None]:
     saved = dict(os.environ)
     os.environ.update(values)
-    aws.client.cache_clear()
+    aws.reset()
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        aws.client.cache_clear()
+        aws.reset()
 
 
 def register_and_roll_out_examples(settings: Settings, state: Path, say: Say) -> dict[str, int]:

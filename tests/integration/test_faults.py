@@ -29,7 +29,7 @@ def clean_env() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
-    aws.client.cache_clear()
+    aws.reset()
 
 
 def _register(settings: Settings, examples: dict[str, ExampleModel]) -> None:

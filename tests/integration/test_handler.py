@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-from model_registry import aws
+from model_registry import aws, contract
 from model_registry.examples import ExampleModel
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
@@ -52,7 +54,7 @@ def handlers(registry: Settings) -> Iterator[dict[str, ModuleType]]:
     yield modules
     os.environ.clear()
     os.environ.update(saved)
-    aws.client.cache_clear()
+    aws.reset()
 
 
 def _json(result) -> dict:
@@ -362,3 +364,36 @@ def test_hot_route_answers_exactly_as_the_resolver(handlers, examples, name: str
     assert (handler._predict_fast(event) is not None) == (through_resolver["statusCode"] == 200)
     handler.metrics.clear_metrics()
     assert handler.lambda_handler(event, context) == through_resolver
+
+
+_GC_PROBE = """
+import gc, json, sys
+before = gc.get_stats()[2]["collections"]
+import functions.handler as h
+after = gc.get_stats()[2]["collections"]
+print(json.dumps({"loaded": h.SERVER.pinned is not None, "enabled": gc.isenabled(),
+                  "frozen": gc.get_freeze_count(), "gen2_during_init": after - before}))
+"""
+
+
+@pytest.mark.parametrize("model", ["iris", "no-such-model"])
+def test_init_pauses_the_collector_then_freezes_and_restores_it(registry: Settings, model: str) -> None:
+    """A fresh process: no full collection runs during init, and the collector is back on afterwards."""
+    env = {
+        **os.environ,
+        contract.ENV_TABLE: registry.table_name,
+        contract.ENV_BUCKET: registry.bucket_name,
+        contract.ENV_ENDPOINT_URL: registry.endpoint_url or "",
+        contract.ENV_REGION: registry.region,
+        contract.ENV_MODEL_NAME: model,
+        contract.ENV_MODEL_VERSION: "1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    probe = json.loads(result.stdout.strip().splitlines()[-1])
+    assert probe["loaded"] is (model != "no-such-model")  # the failed init path restores the collector too
+    assert probe["enabled"] is True
+    assert probe["gen2_during_init"] == 0
+    assert probe["frozen"] > 10_000  # modules, classes and (when loaded) the model are frozen

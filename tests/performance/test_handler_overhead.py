@@ -48,7 +48,7 @@ def handlers(moto_url: str, examples: dict[str, ExampleModel]) -> Iterator[dict[
     yield modules
     os.environ.clear()
     os.environ.update(saved)
-    aws.client.cache_clear()
+    aws.reset()
 
 
 def _event(name: str, rows: np.ndarray) -> dict:

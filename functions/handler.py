@@ -99,6 +99,32 @@ finally:
 _pending_load_metric = SERVER.pinned is not None
 
 
+def _before_snapshot() -> None:
+    """SnapStart: the snapshot must hold the loaded model. Raising here fails the snapshot, and so the
+    version's publication, instead of snapshotting an environment that would answer 503."""
+    if MODEL_NAME and SERVER.pinned is None:
+        SERVER.load_pinned()
+
+
+def _after_restore() -> None:
+    """SnapStart: this environment was restored, not initialised; it did not load the model itself."""
+    global _pending_load_metric
+    _pending_load_metric = False
+    logger.info(
+        "restored from snapshot",
+        extra={"model_version": SERVER.pinned.version if SERVER.pinned is not None else None},
+    )
+
+
+try:  # the Lambda runtime provides it from python3.12 on; without it SnapStart is not available
+    from snapshot_restore_py import register_after_restore, register_before_snapshot
+except ImportError:
+    pass
+else:
+    register_before_snapshot(_before_snapshot)
+    register_after_restore(_after_restore)
+
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -2,12 +2,14 @@
 
 Zips are written with sorted entries, fixed timestamps and permissions, so the same inputs give the
 same bytes (and the same ``source_code_hash`` in Terraform). Layers are installed from binary wheels
-for the Lambda platform (manylinux x86_64, CPython 3.11), whatever machine builds them.
+for the Lambda platform (manylinux x86_64, CPython 3.11 unless another runtime is asked for), whatever
+machine builds them; ``build.json`` beside them records that runtime for Terraform and the launcher.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -19,13 +21,26 @@ from pathlib import Path
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
 LAMBDA_PYTHON = "3.11"
+DEFAULT_RUNTIME = f"python{LAMBDA_PYTHON}"
+BUILD_MANIFEST = "build.json"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # One dependency layer per serving runtime; a function carries only its own (terraform models.*.framework).
 FRAMEWORKS = ("sklearn", "xgboost", "onnx")
 # The Lambda Python runtime already ships these; a layer need not carry them.
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six", "bin")
-RUNTIME_REQUIREMENTS = ("boto3", "botocore")
+RUNTIME_PROVIDED = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "urllib3",
+    "dateutil",
+    "six",
+    "bin",
+    "snapshot_restore_py",
+)
+# What the local data plane installs in place of the runtime's own (SnapStart hooks from python3.12 on).
+RUNTIME_REQUIREMENTS = ("boto3", "botocore", "snapshot-restore-py")
 PRUNED_DIRS = {"__pycache__", "tests", "test"}  # not imported at run time; scipy's alone are ~20 MB
 
 
@@ -86,7 +101,9 @@ def requirements_file(framework: str) -> Path:
     return REPO_ROOT / "functions" / f"requirements-{framework}.txt"
 
 
-def _pip_install_target(target: Path, args: list[str], log: Callable[[str], None]) -> None:
+def _pip_install_target(
+    target: Path, args: list[str], log: Callable[[str], None], python_version: str = LAMBDA_PYTHON
+) -> None:
     if target.exists():
         shutil.rmtree(target)
     command = [
@@ -108,7 +125,7 @@ def _pip_install_target(target: Path, args: list[str], log: Callable[[str], None
         "--implementation",
         "cp",
         "--python-version",
-        LAMBDA_PYTHON,
+        python_version,
         "--only-binary=:all:",
         *args,
     ]
@@ -118,14 +135,25 @@ def _pip_install_target(target: Path, args: list[str], log: Callable[[str], None
         raise RuntimeError(f"pip failed building {target.name}:\n{result.stderr[-3000:]}")
 
 
-def install_layer(framework: str, build_dir: Path, log: Callable[[str], None] = print) -> Path:
-    """Install a framework's layer requirements into ``build_dir/layer-<framework>/python``."""
+def python_version(runtime: str) -> str:
+    """``3.12`` for the Lambda runtime ``python3.12``."""
+    if not runtime.startswith("python3."):
+        raise ValueError(f"not a Lambda Python runtime: {runtime!r}")
+    return runtime.removeprefix("python")
+
+
+def install_layer(
+    framework: str, build_dir: Path, log: Callable[[str], None] = print, runtime: str = DEFAULT_RUNTIME
+) -> Path:
+    """Install a framework's layer requirements for ``runtime`` into ``build_dir/layer-<framework>``."""
     root = build_dir / f"layer-{framework}"
     stamp = root / ".requirements"
-    wanted = requirements_file(framework).read_text()
+    wanted = f"# {runtime}\n{requirements_file(framework).read_text()}"
     if stamp.exists() and stamp.read_text() == wanted:
         return root
-    _pip_install_target(root / "python", ["-r", str(requirements_file(framework))], log)
+    _pip_install_target(
+        root / "python", ["-r", str(requirements_file(framework))], log, python_version(runtime)
+    )
     for name in RUNTIME_PROVIDED:
         for path in (root / "python").glob(f"{name}*"):
             if path.name == name or path.name.startswith((f"{name}-", f"python_{name}-")):
@@ -138,16 +166,18 @@ def install_runtime(build_dir: Path, log: Callable[[str], None] = print) -> Path
     """Install boto3, which the Lambda runtime provides, for the local data plane."""
     root = build_dir / "runtime"
     stamp = root / ".requirements"
-    if stamp.exists():
+    if stamp.exists() and stamp.read_text() == "\n".join(RUNTIME_REQUIREMENTS):
         return root
     _pip_install_target(root / "python", list(RUNTIME_REQUIREMENTS), log)
     stamp.write_text("\n".join(RUNTIME_REQUIREMENTS))
     return root
 
 
-def build_layer(framework: str, build_dir: Path, log: Callable[[str], None] = print) -> Artifact:
-    """Install and zip one framework's layer."""
-    root = install_layer(framework, build_dir, log)
+def build_layer(
+    framework: str, build_dir: Path, log: Callable[[str], None] = print, runtime: str = DEFAULT_RUNTIME
+) -> Artifact:
+    """Install and zip one framework's layer for ``runtime``."""
+    root = install_layer(framework, build_dir, log, runtime)
     return _zip_tree(_files_under(root / "python", "python/"), build_dir / f"layer-{framework}.zip")
 
 
@@ -159,3 +189,14 @@ def check_size(function: Artifact, layer: Artifact) -> None:
             f"{layer.path.name} + {function.path.name} unzip to {total / 1024 / 1024:.1f} MB, "
             "over Lambda's 250 MB"
         )
+
+
+def write_build_manifest(build_dir: Path, runtime: str) -> None:
+    """Record the runtime the layers in ``build_dir`` were built for (Terraform checks it)."""
+    (build_dir / BUILD_MANIFEST).write_text(json.dumps({"runtime": runtime}) + "\n")
+
+
+def build_runtime(build_dir: Path) -> str:
+    """The runtime the layers in ``build_dir`` were built for (builds before the manifest: 3.11)."""
+    manifest = build_dir / BUILD_MANIFEST
+    return json.loads(manifest.read_text())["runtime"] if manifest.exists() else DEFAULT_RUNTIME

@@ -177,9 +177,25 @@ class Rollouts:
         variables[contract.ENV_MODEL_VERSION] = str(model_version)
         self._lambda.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
         self._wait_updated(name)
-        return str(
+        version = str(
             self._lambda.publish_version(FunctionName=name, Description=f"model v{model_version}")["Version"]
         )
+        self._wait_version_active(name, version)
+        return version
+
+    def _wait_version_active(self, function_name: str, version: str, timeout_s: float = 600.0) -> None:
+        """With SnapStart a new version is Pending while Lambda takes its snapshot (init and the
+        before-snapshot hooks run then); no traffic may move to it before it is Active."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            config = self._lambda.get_function_configuration(FunctionName=function_name, Qualifier=version)
+            state = config.get("State", "Active")
+            if state == "Active":
+                return
+            if state == "Failed" or time.monotonic() > deadline:
+                reason = config.get("StateReason") or config.get("StateReasonCode") or state
+                raise RolloutError(f"version {version} of {function_name} did not become Active: {reason}")
+            time.sleep(1)
 
     def _wait_updated(self, function_name: str, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s

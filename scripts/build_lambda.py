@@ -9,11 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from model_registry.packaging import (
+    DEFAULT_RUNTIME,
     FRAMEWORKS,
     LAMBDA_UNZIPPED_LIMIT,
     build_function,
     build_layer,
     check_size,
+    python_version,
+    write_build_manifest,
 )
 
 
@@ -21,11 +24,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("build/lambda"), help="output folder")
     parser.add_argument("--framework", action="append", choices=FRAMEWORKS, help="only these layers")
+    parser.add_argument(
+        "--runtime",
+        default=DEFAULT_RUNTIME,
+        help=f"Lambda runtime to build the layers for (default {DEFAULT_RUNTIME}; SnapStart: python3.12+)",
+    )
     args = parser.parse_args(argv)
+    try:
+        python_version(args.runtime)
+    except ValueError as exc:
+        parser.error(str(exc))
     function = build_function(args.out / "function.zip")
     print(f"function.zip        {function.unzipped_mb:8.1f} MB unzipped  sha256 {function.sha256[:16]}")
     for framework in args.framework or FRAMEWORKS:
-        layer = build_layer(framework, args.out, log=lambda m: print(f"  {m}", flush=True))
+        layer = build_layer(
+            framework, args.out, log=lambda m: print(f"  {m}", flush=True), runtime=args.runtime
+        )
         total_mb = (layer.unzipped_bytes + function.unzipped_bytes) / 1024 / 1024
         print(
             f"layer-{framework + '.zip':13} {layer.unzipped_mb:8.1f} MB unzipped  "
@@ -37,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    write_build_manifest(args.out, args.runtime)
+    print(f"layers built for {args.runtime} ({args.out / 'build.json'})")
     return 0
 
 

@@ -30,6 +30,9 @@ module "registry" {
 ################################################################################
 
 locals {
+  # scripts/build_lambda.py records the Python the layers were built for (builds before it: 3.11).
+  build_manifest = "${local.build_dir}/build.json"
+  build_runtime  = fileexists(local.build_manifest) ? jsondecode(file(local.build_manifest)).runtime : "python3.11"
   packages = merge(
     { function = "${local.build_dir}/function.zip" },
     { for f in local.frameworks : "layer-${f}" => "${local.build_dir}/layer-${f}.zip" },
@@ -54,7 +57,14 @@ resource "aws_lambda_layer_version" "framework" {
   s3_bucket           = aws_s3_object.package["layer-${each.key}"].bucket
   s3_key              = aws_s3_object.package["layer-${each.key}"].key
   source_code_hash    = filebase64sha256(local.packages["layer-${each.key}"])
-  compatible_runtimes = ["python3.11"]
+  compatible_runtimes = [var.lambda_runtime]
+
+  lifecycle {
+    precondition {
+      condition     = local.build_runtime == var.lambda_runtime
+      error_message = "the layers in build_dir were built for ${local.build_runtime}, not lambda_runtime ${var.lambda_runtime}: run make build LAMBDA_RUNTIME=${var.lambda_runtime}."
+    }
+  }
 }
 
 module "model_endpoint" {
@@ -74,6 +84,8 @@ module "model_endpoint" {
     sha256    = filebase64sha256(local.packages.function)
   }
   layer_arns                  = [aws_lambda_layer_version.framework[each.value.framework].arn]
+  runtime                     = var.lambda_runtime
+  snap_start                  = each.value.snap_start
   memory_size                 = each.value.memory_size
   timeout                     = each.value.timeout
   reserved_concurrency        = each.value.reserved_concurrency

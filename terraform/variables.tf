@@ -85,6 +85,7 @@ variable "models" {
     alarm_errors_threshold    = optional(number, 5)
     alarm_throttles_threshold = optional(number, 1)
     alarm_p99_duration_ms     = optional(number, 1000)
+    snap_start                = optional(bool, false)
   }))
 
   validation {
@@ -113,8 +114,29 @@ variable "models" {
   }
 
   validation {
+    condition     = alltrue([for m in var.models : !m.snap_start || var.lambda_runtime != "python3.11"])
+    error_message = "snap_start needs lambda_runtime python3.12 or later: Lambda offers SnapStart for Python from 3.12."
+  }
+
+  validation {
+    condition     = alltrue([for m in var.models : !m.snap_start || m.provisioned_concurrency == 0])
+    error_message = "a model takes snap_start or provisioned_concurrency, not both: Lambda refuses both on one version."
+  }
+
+  validation {
     condition     = length(var.models) <= 75
     error_message = "one HTTP API holds at most 75 models at the default route quota (4 routes each); see modules/api/README.md."
+  }
+}
+
+variable "lambda_runtime" {
+  description = "Python runtime of every model function; the layers in build_dir must be built for it (make build LAMBDA_RUNTIME=...). SnapStart needs python3.12 or later."
+  type        = string
+  default     = "python3.11"
+
+  validation {
+    condition     = can(regex("^python3\\.1[1-3]$", var.lambda_runtime))
+    error_message = "lambda_runtime must be python3.11, python3.12 or python3.13."
   }
 }
 

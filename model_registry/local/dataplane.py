@@ -45,7 +45,15 @@ from model_registry.local.events import (
     build_event,
     map_result,
 )
-from model_registry.local.runtime import ExecutionEnvironment, FunctionPool, Outcome, VersionSpec
+from model_registry.local.runtime import (
+    ExecutionEnvironment,
+    FunctionPool,
+    Outcome,
+    RuntimeUnavailable,
+    Snapshot,
+    SnapshotFailed,
+    VersionSpec,
+)
 from model_registry.local.telemetry import Telemetry
 
 LOG = logging.getLogger("dataplane")
@@ -297,6 +305,8 @@ class DataPlane:
             code_dir=code_dir,
             layer_dirs=tuple(layer_dirs),
             function_arn=config["FunctionArn"],
+            runtime=config.get("Runtime") or "python3.11",
+            snap_start=(config.get("SnapStart") or {}).get("OptimizationStatus") == "On",
         )
         self._specs[key] = spec
         return spec
@@ -391,7 +401,14 @@ class DataPlane:
         function_name = route.function_name
         spec = self.spec(function_name, version)
         pool = self._pool(function_name)
-        environment, cold = pool.acquire(spec, self.concurrency_limit(function_name), self._new_environment)
+        try:
+            environment, cold = pool.acquire(
+                spec, self.concurrency_limit(function_name), self._new_environment
+            )
+        except (RuntimeUnavailable, SnapshotFailed) as exc:
+            failed = Outcome("init_error", error=exc.error, version=version)
+            self._record(route, version, failed)
+            return failed
         if environment is None:
             self._record(route, version, Outcome("throttled"))
             return Outcome("throttled", version=version)
@@ -420,7 +437,16 @@ class DataPlane:
         return outcome
 
     def _new_environment(self, spec: VersionSpec) -> ExecutionEnvironment:
+        if spec.snap_start:  # SnapStart: restore from the version's snapshot instead of running init
+            return self._pool(spec.function_name).snapshot(spec, self._take_snapshot).restore()
         return ExecutionEnvironment(spec, self._base_env, self.runtime_paths, self.telemetry.log)
+
+    def _take_snapshot(self, spec: VersionSpec) -> Snapshot:
+        snapshot = Snapshot(spec, self._base_env, self.runtime_paths, self.telemetry.log)
+        failed = snapshot.wait_ready()
+        if failed is not None:
+            raise SnapshotFailed(failed.error)
+        return snapshot
 
     def _record(self, route: Route, version: str, outcome: Outcome) -> None:
         name = route.function_name

@@ -20,7 +20,7 @@ from model_registry import aws, contract
 from model_registry.deploy import Deployment
 from model_registry.local.dataplane import DataPlane, DataPlaneServer
 from model_registry.local.emulator import DUMMY_CREDENTIALS, Emulator, is_up
-from model_registry.packaging import FRAMEWORKS, REPO_ROOT, install_runtime
+from model_registry.packaging import FRAMEWORKS, REPO_ROOT, build_runtime, install_runtime
 from model_registry.settings import Settings
 
 BUILD_DIR = REPO_ROOT / "build" / "lambda"
@@ -126,7 +126,11 @@ def local_platform(
     server: DataPlaneServer | None = None
     try:
         say(f"emulator (moto server) on {emulator.url}")
-        variables = {"build_dir": str(build_dir.resolve()), "authorization_type": "NONE"}
+        variables = {
+            "build_dir": str(build_dir.resolve()),
+            "authorization_type": "NONE",
+            "lambda_runtime": build_runtime(build_dir),  # what the layers were built for
+        }
         deployment = Deployment(
             "local",
             emulator.url,

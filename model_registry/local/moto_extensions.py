@@ -1,9 +1,13 @@
-"""The emulator: moto server plus the Lambda provisioned-concurrency API, which moto does not implement.
+"""The emulator: moto server plus the Lambda APIs for warm starts, which moto does not implement.
 
-``python -m model_registry.local.moto_extensions -H 127.0.0.1 -p PORT`` runs moto's own server with
-Put/Get/Delete/ListProvisionedConcurrencyConfigs added to its Lambda service, so rollouts run the same
-calls locally as on AWS. A config is reported READY at once; the local data plane reads the configs
-and keeps that many execution environments of the version initialised.
+``python -m model_registry.local.moto_extensions -H 127.0.0.1 -p PORT`` runs moto's own server with:
+
+- Put/Get/Delete/ListProvisionedConcurrencyConfigs added to its Lambda service, so rollouts run the
+  same calls locally as on AWS. A config is reported READY at once; the local data plane reads the
+  configs and keeps that many execution environments of the version initialised.
+- A function's ``SnapStart`` setting kept and reported (moto drops it and always answers ``Off``,
+  which Terraform would see as drift), with ``OptimizationStatus: On`` for published versions, as
+  Lambda reports it. The local data plane restores such versions from a snapshot.
 """
 
 from __future__ import annotations
@@ -99,11 +103,51 @@ def provisioned_concurrency(request: Any, full_url: str, headers: Any) -> Respon
         return _ok(200, {k: v for k, v in config.items() if k != "FunctionArn"})
 
 
+def snap_start_response(apply_on: str, version: str) -> dict[str, str]:
+    """The ``SnapStart`` block Lambda reports for a function version with ``ApplyOn`` set as given."""
+    on = apply_on == "PublishedVersions" and version != "$LATEST"
+    return {"ApplyOn": apply_on, "OptimizationStatus": "On" if on else "Off"}
+
+
+def _keep_snap_start() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    if getattr(LambdaFunction, "_snap_start_kept", False):
+        return
+    create, update, configuration = (
+        LambdaFunction.__init__,
+        LambdaFunction.update_configuration,
+        LambdaFunction.get_configuration,
+    )
+
+    def __init__(self: Any, account_id: str, spec: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        create(self, account_id, spec, *args, **kwargs)
+        self.snap_start_apply_on = (spec.get("SnapStart") or {}).get("ApplyOn", "None")
+
+    def update_configuration(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+        if "SnapStart" in config_updates:
+            self.snap_start_apply_on = (config_updates["SnapStart"] or {}).get("ApplyOn", "None")
+        return update(self, config_updates)
+
+    def get_configuration(self: Any, on_create: bool = False) -> dict[str, Any]:
+        config = configuration(self, on_create)
+        config["SnapStart"] = snap_start_response(
+            getattr(self, "snap_start_apply_on", "None"), str(config.get("Version", "$LATEST"))
+        )
+        return config
+
+    LambdaFunction.__init__ = __init__
+    LambdaFunction.update_configuration = update_configuration
+    LambdaFunction.get_configuration = get_configuration
+    LambdaFunction._snap_start_kept = True
+
+
 def install() -> None:
-    """Add the provisioned-concurrency routes to moto's Lambda service (before the server starts)."""
+    """Add the provisioned-concurrency routes and SnapStart to moto's Lambda service (before it starts)."""
     from moto.awslambda import urls
 
     urls.url_paths.setdefault(PATH, provisioned_concurrency)
+    _keep_snap_start()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,8 +7,11 @@ when they crash or time out, like Lambda's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,10 +46,68 @@ class VersionSpec:
     code_dir: Path
     layer_dirs: tuple[Path, ...]
     function_arn: str
+    runtime: str = "python3.11"
+    snap_start: bool = False  # SnapStart is on for this (published) version: restore, don't init
 
     @property
     def key(self) -> tuple[str, str]:
         return self.function_name, self.version
+
+
+class RuntimeUnavailable(RuntimeError):
+    """No local interpreter for a function's runtime."""
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return {"errorType": "Runtime.InvalidRuntime", "errorMessage": str(self)}
+
+
+class SnapshotFailed(RuntimeError):
+    """Init or a before-snapshot hook failed while taking a SnapStart snapshot."""
+
+    def __init__(self, error: dict[str, Any]):
+        super().__init__(error.get("errorMessage", "snapshot failed"))
+        self.error = {**error, "errorType": error.get("errorType", "Runtime.SnapshotError")}
+
+
+@functools.cache
+def interpreter_for(runtime: str) -> str:
+    """The local Python interpreter for a Lambda ``runtime`` such as ``python3.12``.
+
+    This interpreter when its version matches, else the first of ``python3.X`` on PATH and pyenv's
+    ``3.X`` builds (newest first) that really runs as 3.X: pyenv's shims exist for versions that are
+    not selected. The layers must be built for the same version (``make build LAMBDA_RUNTIME=``).
+    """
+    match = re.fullmatch(r"python(3)\.(\d+)", runtime)
+    if match is None:
+        raise RuntimeUnavailable(f"runtime {runtime!r} is not a Python runtime")
+    wanted = (int(match.group(1)), int(match.group(2)))
+    if sys.version_info[:2] == wanted:
+        return sys.executable
+    name = f"python{wanted[0]}.{wanted[1]}"
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    builds = sorted(
+        pyenv_root.glob(f"versions/{wanted[0]}.{wanted[1]}.*/bin/{name}"),
+        key=lambda p: [int(x) if x.isdigit() else -1 for x in p.parts[-3].split(".")],
+        reverse=True,
+    )
+    for candidate in [shutil.which(name), *map(str, builds)]:
+        if candidate and _runs_as(candidate, wanted):
+            return candidate
+    raise RuntimeUnavailable(
+        f"runtime {runtime} needs a local {name} interpreter: put one on PATH (or install it with pyenv)"
+    )
+
+
+def _runs_as(interpreter: str, version: tuple[int, int]) -> bool:
+    probe = subprocess.run(
+        [interpreter, "-S", "-c", "import sys; print(*sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return probe.returncode == 0 and probe.stdout.split() == [str(v) for v in version]
 
 
 @dataclass
@@ -66,8 +127,17 @@ class ExecutionEnvironment:
 
     _ids = itertools.count(1)
 
-    def __init__(self, spec: VersionSpec, base_env: dict[str, str], runtime_paths: list[Path], sink: LogSink):
+    def __init__(
+        self,
+        spec: VersionSpec,
+        base_env: dict[str, str],
+        runtime_paths: list[Path],
+        sink: LogSink,
+        *,
+        snapshot: bool = False,
+    ):
         self.spec = spec
+        interpreter = interpreter_for(spec.runtime)
         self.id = uuid.uuid4().hex[:12]
         day = time.strftime("%Y/%m/%d", time.gmtime())
         self.log_group = f"/aws/lambda/{spec.function_name}"
@@ -84,15 +154,18 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             "_HANDLER": spec.handler,
             "_LOCAL_LAMBDA_FD": str(child.fileno()),
             "_LOCAL_LAMBDA_PATH": os.pathsep.join(str(p) for p in paths),
         }
+        if snapshot:
+            env["_LOCAL_LAMBDA_SNAPSHOT"] = "1"
+            env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-S", "-u", str(WORKER)],
+            [interpreter, "-S", "-u", str(WORKER)],
             env=env,
             pass_fds=[child.fileno()],
             stdin=subprocess.DEVNULL,
@@ -155,7 +228,7 @@ class ExecutionEnvironment:
         except OSError:
             message = None
         if message is None:
-            code = self.process.wait(timeout=5) if self.process.poll() is None else self.process.returncode
+            code = self._exit_code()
             self.stop()
             return Outcome(
                 "crash",
@@ -170,6 +243,13 @@ class ExecutionEnvironment:
             return Outcome("result", result=message["result"], duration_ms=message["duration_ms"])
         return Outcome("error", error=message, duration_ms=message.get("duration_ms", 0.0))
 
+    def _exit_code(self) -> int | str:
+        return self.process.wait(timeout=5) if self.process.poll() is None else self.process.returncode
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     @property
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -179,6 +259,94 @@ class ExecutionEnvironment:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        self._sock.close()
+
+
+class Snapshot(ExecutionEnvironment):
+    """A SnapStart snapshot of one published version: a worker that ran init and the before-snapshot
+    hooks, and forks a :class:`RestoredEnvironment` for each cold start instead of serving itself."""
+
+    def __init__(self, spec: VersionSpec, base_env: dict[str, str], runtime_paths: list[Path], sink: LogSink):
+        super().__init__(spec, base_env, runtime_paths, sink, snapshot=True)
+        self.log_stream = self.log_stream.replace("]", "]snapshot-", 1)
+        self._restore_lock = threading.Lock()
+
+    def restore(self) -> RestoredEnvironment:
+        """A new execution environment forked from this snapshot; call its ``wait_ready``."""
+        return RestoredEnvironment(self)
+
+
+class RestoredEnvironment(ExecutionEnvironment):
+    """An execution environment forked from a :class:`Snapshot`; its process is the snapshot's child."""
+
+    def __init__(self, snapshot: Snapshot):  # starts no process: the snapshot forks it
+        self.spec = snapshot.spec
+        self.id = uuid.uuid4().hex[:12]
+        self.log_group = snapshot.log_group
+        self.log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{self.spec.version}]{self.id}"
+        self._sink = snapshot._sink
+        self._sock, child = socket.socketpair()
+        read_fd, write_fd = os.pipe()
+        try:
+            with snapshot._restore_lock:
+                socket.send_fds(snapshot._sock, [b"r"], [child.fileno(), write_fd])
+        finally:
+            child.close()
+            os.close(write_fd)
+        self._log_pipe = os.fdopen(read_fd, "rb")
+        self._pid: int | None = None
+        self.started = time.perf_counter()
+        self._reader = threading.Thread(target=self._forward_logs, daemon=True)
+        self._reader.start()
+        self.init_ms: float | None = None
+        self.idle_since = time.monotonic()
+        self.ready = False
+        self.provisioned = False
+
+    def _forward_logs(self) -> None:
+        with self._log_pipe:
+            for raw in self._log_pipe:
+                self._sink(self.log_group, self.log_stream, raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def wait_ready(self) -> Outcome | None:
+        self._sock.settimeout(INIT_TIMEOUT_S)
+        try:
+            message = receive(self._sock)
+        except (TimeoutError, OSError):
+            message = None
+        if message is not None and message.get("type") == "ready":
+            self._pid = int(message["pid"])
+            self.init_ms = float(message["init_ms"])
+            self.ready = True
+            return None
+        self.stop()
+        error = message or {"errorType": "Runtime.RestoreError", "errorMessage": "restore failed"}
+        return Outcome("init_error", error=error)
+
+    def _exit_code(self) -> int | str:
+        return "unknown (a restored environment is the snapshot's child)"
+
+    @property
+    def pid(self) -> int:
+        return self._pid or -1
+
+    @property
+    def alive(self) -> bool:
+        if self._pid is None:
+            return False
+        try:
+            os.kill(self._pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self._pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5  # its parent (the snapshot) reaps it; wait until it is gone
+            while self.alive and time.monotonic() < deadline:
+                time.sleep(0.01)
         self._sock.close()
 
 
@@ -192,6 +360,22 @@ class FunctionPool:
         self._busy = 0
         self._closed = False
         self._lock = threading.Lock()
+        self._snapshots: dict[str, Snapshot] = {}  # version -> its SnapStart snapshot
+        self._snapshot_lock = threading.Lock()  # one snapshot taken at a time; restores do not wait
+
+    def snapshot(self, spec: VersionSpec, take: Callable[[VersionSpec], Snapshot]) -> Snapshot:
+        """The live snapshot of ``spec``'s version, taken with ``take`` on first use (or if it died)."""
+        with self._snapshot_lock:
+            with self._lock:
+                current = self._snapshots.get(spec.version)
+                if self._closed:
+                    raise RuntimeError(f"{self.function_name} is shutting down")
+            if current is not None and current.alive:
+                return current
+            taken = take(spec)
+            with self._lock:
+                self._snapshots[spec.version] = taken
+            return taken
 
     def _idle_count(self) -> int:
         return sum(len(v) for v in self._idle.values())
@@ -298,7 +482,7 @@ class FunctionPool:
             out: dict[str, list[int]] = {}
             for environment in self._members:
                 if environment.provisioned:
-                    out.setdefault(environment.spec.version, []).append(environment.process.pid)
+                    out.setdefault(environment.spec.version, []).append(environment.pid)
             return out
 
     def reclaim_idle(self, idle_for_s: float) -> int:
@@ -319,15 +503,17 @@ class FunctionPool:
         return len(stale)
 
     def pids(self) -> list[int]:
+        """Process ids of every environment and snapshot of this function."""
         with self._lock:
-            return [e.process.pid for e in self._members]
+            return [e.pid for e in [*self._members, *self._snapshots.values()]]
 
     def stop_all(self) -> None:
         with self._lock:
             self._closed = True
-            environments = list(self._members)
+            environments = [*self._members, *self._snapshots.values()]
             self._idle.clear()
             self._members.clear()
+            self._snapshots.clear()
         for environment in environments:
             environment.stop()
 

@@ -4,6 +4,12 @@ Run as ``python -S worker.py``: no site-packages, so until it sets ``sys.path`` 
 code, its layers and the runtime's boto3 it imports only the standard library, as a Lambda runtime
 would. Messages to and from the data plane are length-prefixed JSON on an inherited socket; the
 handler's stdout and stderr are the function's log stream.
+
+With ``_LOCAL_LAMBDA_SNAPSHOT=1`` the process is a SnapStart snapshot instead: after init it runs the
+function's before-snapshot hooks (``snapshot_restore_py``) and then, for each socket and log pipe the
+data plane passes it, forks a restored environment that runs the after-restore hooks and serves
+invocations on that socket. fork() carries over the initialised memory, as Lambda's microVM snapshot
+does; unlike it, fork() keeps only the calling thread, so threads started during init are not restored.
 """
 
 from __future__ import annotations
@@ -11,11 +17,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
 import socket
 import struct
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 _HEADER = struct.Struct("!I")
 
@@ -80,21 +89,16 @@ def _error(exc: BaseException) -> dict:
     }
 
 
-def main() -> int:
-    sock = socket.socket(fileno=int(os.environ.pop("_LOCAL_LAMBDA_FD")))
-    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-        sys.path.pop(0)  # this bootstrap's folder is not part of the function
-    for path in reversed(os.environ.pop("_LOCAL_LAMBDA_PATH").split(os.pathsep)):
-        sys.path.insert(0, path)
-    module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
-    start = time.perf_counter()
-    try:
-        handler = getattr(importlib.import_module(module_name), function_name)
-    except Exception as exc:  # Lambda reports Runtime.ImportModuleError / init errors the same way
-        traceback.print_exc()
-        send(sock, {"type": "init_error", **_error(exc)})
-        return 1
-    send(sock, {"type": "ready", "init_ms": (time.perf_counter() - start) * 1000})
+def _run_hooks(kind: str) -> None:
+    """Run the function's registered SnapStart hooks (``before_snapshot`` or ``after_restore``)."""
+    hooks_module = sys.modules.get("snapshot_restore_py")
+    if hooks_module is None:
+        return  # the function registered no hooks
+    for func, args, kwargs in getattr(hooks_module, f"get_{kind}")():
+        func(*args, **kwargs)
+
+
+def _serve(sock: socket.socket, handler: Callable[[Any, Context], Any]) -> None:
     while (message := receive(sock)) is not None:
         context = Context(message["context"])
         print(f"START RequestId: {context.aws_request_id} Version: {context.function_version}", flush=True)
@@ -113,6 +117,74 @@ def main() -> int:
             flush=True,
         )
         sock.sendall(frame)
+
+
+def _restore(
+    control: socket.socket, channel: socket.socket, log_fd: int, handler: Callable[[Any, Context], Any]
+) -> None:
+    """In the forked child: become a restored execution environment serving on ``channel``."""
+    started = time.perf_counter()
+    os.setsid()  # its own process group, so the data plane can stop it alone
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    control.close()
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+    try:
+        _run_hooks("after_restore")
+    except Exception as exc:  # Lambda reports a failed restore hook as a restore error
+        traceback.print_exc()
+        send(channel, {"type": "init_error", **_error(exc)})
+        os._exit(1)
+    send(channel, {"type": "ready", "init_ms": _ms(started), "pid": os.getpid(), "restored": True})
+    _serve(channel, handler)
+    os._exit(0)
+
+
+def _snapshot(control: socket.socket, handler: Callable[[Any, Context], Any], init_ms: float) -> int:
+    """Take the snapshot (before-snapshot hooks), then fork one restored environment per request."""
+    try:
+        _run_hooks("before_snapshot")
+    except Exception as exc:  # Lambda fails the version's snapshot, and so its publication
+        traceback.print_exc()
+        send(control, {"type": "init_error", **_error(exc)})
+        return 1
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # restored environments are reaped without waiting
+    send(control, {"type": "ready", "init_ms": init_ms})
+    while True:
+        try:
+            _, fds, _, _ = socket.recv_fds(control, 1, 2)
+        except OSError:
+            return 0
+        if len(fds) != 2:
+            return 0  # the data plane closed the control socket: the snapshot is deleted
+        channel_fd, log_fd = fds
+        if os.fork() == 0:
+            _restore(control, socket.socket(fileno=channel_fd), log_fd, handler)
+        os.close(channel_fd)
+        os.close(log_fd)
+
+
+def main() -> int:
+    sock = socket.socket(fileno=int(os.environ.pop("_LOCAL_LAMBDA_FD")))
+    if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+        sys.path.pop(0)  # this bootstrap's folder is not part of the function
+    for path in reversed(os.environ.pop("_LOCAL_LAMBDA_PATH").split(os.pathsep)):
+        sys.path.insert(0, path)
+    module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
+    start = time.perf_counter()
+    try:
+        handler = getattr(importlib.import_module(module_name), function_name)
+    except Exception as exc:  # Lambda reports Runtime.ImportModuleError / init errors the same way
+        traceback.print_exc()
+        send(sock, {"type": "init_error", **_error(exc)})
+        return 1
+    init_ms = (time.perf_counter() - start) * 1000
+    if os.environ.pop("_LOCAL_LAMBDA_SNAPSHOT", "") == "1":
+        return _snapshot(sock, handler, init_ms)
+    send(sock, {"type": "ready", "init_ms": init_ms})
+    _serve(sock, handler)
     return 0
 
 

@@ -101,3 +101,63 @@ run "unknown_framework_fails_at_plan" {
 
   expect_failures = [var.models]
 }
+
+run "snap_start_on_published_versions" {
+  command = apply
+
+  variables {
+    lambda_runtime = "python3.12"
+    build_dir      = "${var.build_dir}/py312"
+    models = {
+      iris          = { framework = "sklearn", snap_start = true }
+      breast-cancer = { framework = "xgboost", provisioned_concurrency = 1 }
+    }
+  }
+
+  assert {
+    condition     = module.model_endpoint["iris"].snap_start_apply_on == "PublishedVersions"
+    error_message = "snap_start = true must turn SnapStart on for published versions"
+  }
+
+  assert {
+    condition     = module.model_endpoint["breast-cancer"].snap_start_apply_on == null
+    error_message = "SnapStart stays off unless asked for"
+  }
+
+  assert {
+    condition     = alltrue([for m in module.model_endpoint : m.runtime == "python3.12"]) && alltrue([for l in aws_lambda_layer_version.framework : l.compatible_runtimes == toset(["python3.12"])])
+    error_message = "functions and layers must use lambda_runtime"
+  }
+}
+
+run "snap_start_on_python311_fails_at_plan" {
+  command = plan
+
+  variables {
+    models = { iris = { framework = "sklearn", snap_start = true } }
+  }
+
+  expect_failures = [var.models]
+}
+
+run "snap_start_with_provisioned_concurrency_fails_at_plan" {
+  command = plan
+
+  variables {
+    lambda_runtime = "python3.12"
+    build_dir      = "${var.build_dir}/py312"
+    models         = { iris = { framework = "sklearn", snap_start = true, provisioned_concurrency = 1 } }
+  }
+
+  expect_failures = [var.models]
+}
+
+run "layers_built_for_another_runtime_fail_at_plan" {
+  command = plan
+
+  variables {
+    lambda_runtime = "python3.12"
+  }
+
+  expect_failures = [aws_lambda_layer_version.framework]
+}

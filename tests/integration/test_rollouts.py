@@ -204,3 +204,19 @@ def test_without_the_tag_no_provisioned_concurrency_is_configured(rollouts: Roll
     rollouts.deploy("iris", 1)
     rollouts.start_canary("iris", 2, 20)
     assert rollouts.wanted_provisioned("iris") == 0 and rollouts.provisioned("iris") == {}
+
+
+def test_snap_start_is_kept_and_on_for_versions_rollouts_publish(rollouts: Rollouts) -> None:
+    """moto drops SnapStart; the emulator keeps it, so Terraform sees no drift and the data plane
+    restores published versions from a snapshot."""
+    name = contract.function_name(rollouts.platform_name, "iris")
+    lam = rollouts._lambda  # the client the rollout publishes with
+    assert lam.get_function_configuration(FunctionName=name)["SnapStart"]["ApplyOn"] == "None"
+    lam.update_function_configuration(FunctionName=name, SnapStart={"ApplyOn": "PublishedVersions"})
+    version = rollouts.deploy("iris", 2)
+    published = lam.get_function_configuration(FunctionName=name, Qualifier=version)["SnapStart"]
+    latest = lam.get_function_configuration(FunctionName=name)["SnapStart"]
+    assert published == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
+    assert latest == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "Off"}
+    lam.update_function_configuration(FunctionName=name, SnapStart={"ApplyOn": "None"})
+    assert lam.get_function_configuration(FunctionName=name)["SnapStart"]["ApplyOn"] == "None"

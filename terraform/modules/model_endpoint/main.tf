@@ -114,11 +114,29 @@ resource "aws_lambda_function" "this" {
     mode = "Active"
   }
 
+  # SnapStart: each published version is initialised once (the model loaded, the handler's
+  # before-snapshot hook checking it) and cold starts restore that snapshot.
+  dynamic "snap_start" {
+    for_each = var.snap_start ? [1] : []
+    content {
+      apply_on = "PublishedVersions"
+    }
+  }
+
   tags = merge(var.tags, { (var.provisioned_concurrency_tag) = tostring(var.provisioned_concurrency) })
 
   # Rollouts own the pinned model version: apply must not undo one.
   lifecycle {
     ignore_changes = [environment[0].variables["MODEL_VERSION"]]
+
+    precondition {
+      condition     = !var.snap_start || var.runtime != "python3.11"
+      error_message = "SnapStart for Python needs the python3.12 runtime or later (lambda_runtime)."
+    }
+    precondition {
+      condition     = !var.snap_start || var.provisioned_concurrency == 0
+      error_message = "Lambda refuses SnapStart and provisioned concurrency on the same version: choose one."
+    }
   }
 
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]

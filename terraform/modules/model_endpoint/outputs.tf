@@ -37,3 +37,13 @@ output "role_policy_json" {
   description = "The execution role's inline policy (least privilege: this model's items and prefix)."
   value       = local.role_policy
 }
+
+output "runtime" {
+  description = "Python runtime of the function."
+  value       = try(aws_lambda_function.this.runtime, "")
+}
+
+output "snap_start_apply_on" {
+  description = "SnapStart setting of the function: PublishedVersions, or null when off."
+  value       = try(aws_lambda_function.this.snap_start[0].apply_on, null)
+}

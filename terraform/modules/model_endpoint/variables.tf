@@ -252,3 +252,10 @@ variable "tags" {
     error_message = "tag keys must be at most 128 and values at most 256 characters."
   }
 }
+
+variable "snap_start" {
+  description = "Turn on SnapStart for published versions (python3.12 or later; not with provisioned concurrency)."
+  type        = bool
+  default     = false
+  nullable    = false
+}

@@ -1,0 +1,177 @@
+"""SnapStart in the local runtime: a snapshot runs init and the before-snapshot hooks once; each cold
+start is a fork of it that runs the after-restore hooks and serves without running init again."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from model_registry.local.runtime import (
+    ExecutionEnvironment,
+    FunctionPool,
+    RuntimeUnavailable,
+    Snapshot,
+    VersionSpec,
+    interpreter_for,
+)
+from model_registry.packaging import REPO_ROOT, install_runtime
+
+pytestmark = pytest.mark.integration
+
+FUNCTION = textwrap.dedent(
+    """
+    import os, sys, time
+    from snapshot_restore_py import register_after_restore, register_before_snapshot
+
+    INIT_PID = os.getpid()
+    STATE = {"init_runs": 1, "snapshotted": False, "restored_pid": None, "python": sys.version_info[:2]}
+    time.sleep(float(os.environ.get("INIT_SLEEP_S", "0")))  # a slow init, like a model load
+
+    @register_before_snapshot
+    def _snapshot():
+        if os.environ.get("FAIL_SNAPSHOT"):
+            raise RuntimeError("model not loaded: refusing to snapshot")
+        STATE["snapshotted"] = True
+
+    @register_after_restore
+    def _restore():
+        STATE["restored_pid"] = os.getpid()
+        print("restored", os.getpid(), flush=True)
+
+    def handler(event, context):
+        return {**STATE, "python": list(STATE["python"]), "init_pid": INIT_PID, "pid": os.getpid(),
+                "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE")}
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def runtime_paths() -> list[Path]:
+    return [install_runtime(REPO_ROOT / "build", log=lambda m: None) / "python"]
+
+
+@pytest.fixture
+def code_dir(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text(FUNCTION)
+    return tmp_path
+
+
+def _spec(code_dir: Path, runtime: str = "python3.11", **environment: str) -> VersionSpec:
+    return VersionSpec(
+        function_name="snap",
+        version="1",
+        handler="app.handler",
+        timeout_s=30,
+        memory_mb=128,
+        environment=environment,
+        code_dir=code_dir,
+        layer_dirs=(),
+        function_arn="arn:aws:lambda:us-east-1:123456789012:function:snap:1",
+        runtime=runtime,
+        snap_start=True,
+    )
+
+
+def _context(n: int) -> dict:
+    return {
+        "function_name": "snap",
+        "function_version": "1",
+        "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:snap:1",
+        "memory_limit_in_mb": 128,
+        "aws_request_id": f"req-{n}",
+        "log_group_name": "/aws/lambda/snap",
+        "log_stream_name": "s",
+        "remaining_ms": 30_000,
+    }
+
+
+@pytest.fixture
+def logs() -> Iterator[list[tuple[str, str]]]:
+    lines: list[tuple[str, str]] = []
+    yield lines
+
+
+def _runtimes() -> list[str]:
+    wanted = [f"python{sys.version_info[0]}.{sys.version_info[1]}", "python3.12"]
+    return list(dict.fromkeys(wanted))
+
+
+@pytest.mark.parametrize("runtime", _runtimes())
+def test_restores_fork_the_snapshot_and_skip_init(code_dir, runtime_paths, logs, runtime: str) -> None:
+    try:
+        interpreter_for(runtime)
+    except RuntimeUnavailable as exc:
+        pytest.skip(str(exc))
+    spec = _spec(code_dir, runtime, INIT_SLEEP_S="1.0")
+    sink = lambda group, stream, line: logs.append((stream, line))  # noqa: E731
+    pool = FunctionPool("snap")
+    taken: list[Snapshot] = []
+
+    def take(s: VersionSpec) -> Snapshot:
+        snapshot = Snapshot(s, dict(os.environ), runtime_paths, sink)
+        assert snapshot.wait_ready() is None
+        taken.append(snapshot)
+        return snapshot
+
+    try:
+        answers, restore_ms = [], []
+        for n in range(3):
+            environment = pool.snapshot(spec, take).restore()
+            assert environment.wait_ready() is None
+            restore_ms.append(environment.init_ms)
+            outcome = environment.invoke({"n": n}, _context(n), 30)
+            assert outcome.kind == "result", outcome.error
+            answers.append(outcome.result)
+            environment.stop()
+        assert len(taken) == 1  # one snapshot, three restores
+        snapshot_pid = taken[0].pid
+        assert taken[0].init_ms is not None and taken[0].init_ms >= 1000  # init (1 s) ran in the snapshot
+        for answer in answers:
+            assert answer["init_pid"] == snapshot_pid != answer["pid"]  # memory from the snapshot's init
+            assert answer["snapshotted"] is True and answer["restored_pid"] == answer["pid"]
+            assert answer["init_type"] == "snap-start"
+            assert answer["python"] == [int(x) for x in runtime.removeprefix("python").split(".")]
+        assert len({a["pid"] for a in answers}) == 3
+        assert max(restore_ms) < 1000  # no restore ran the 1 s init again
+        assert any(line.startswith("restored ") for _, line in logs)  # restored logs reach the sink
+    finally:
+        pool.stop_all()
+    assert not any(_alive(pid) for pid in [snapshot_pid, *(a["pid"] for a in answers)])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_failing_before_snapshot_hook_fails_the_snapshot(code_dir, runtime_paths) -> None:
+    snapshot = Snapshot(_spec(code_dir, FAIL_SNAPSHOT="1"), dict(os.environ), runtime_paths, lambda *a: None)
+    failed = snapshot.wait_ready()
+    assert failed is not None and failed.kind == "init_error"
+    assert "refusing to snapshot" in failed.error["errorMessage"]
+    assert not snapshot.alive
+
+
+def test_a_plain_environment_runs_no_snapshot_hooks(code_dir, runtime_paths) -> None:
+    spec = _spec(code_dir)
+    environment = ExecutionEnvironment(spec, dict(os.environ), runtime_paths, lambda *a: None)
+    try:
+        assert environment.wait_ready() is None
+        answer = environment.invoke({}, _context(0), 30).result
+        assert answer["snapshotted"] is False and answer["restored_pid"] is None
+        assert answer["init_pid"] == answer["pid"]
+    finally:
+        environment.stop()
+
+
+def test_an_unknown_runtime_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(RuntimeUnavailable, match=r"python3\.99"):
+        interpreter_for("python3.99")

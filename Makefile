@@ -12,6 +12,8 @@ export TF_CLI_CONFIG_FILE := $(TF_CLI_CONFIG)
 PYTEST_ARGS ?=
 # Python runtime of the functions; the layers are built for it (SnapStart needs python3.12 or later).
 LAMBDA_RUNTIME ?= python3.11
+# Extra Terraform variables for `make up`, e.g. VAR_FILE=terraform/examples/snapstart.tfvars.
+VAR_FILE ?=
 
 .PHONY: help install tools test bench lint fmt up demo bench build clean terraformrc
 
@@ -65,7 +67,8 @@ EMULATOR_PORT ?= 5005
 PORT ?= 8080
 
 up: install terraformrc build ## run the platform locally (no AWS, no Docker) until Ctrl-C
-	$(PY) scripts/local_platform.py up --emulator-port $(EMULATOR_PORT) --port $(PORT)
+	$(PY) scripts/local_platform.py up --emulator-port $(EMULATOR_PORT) --port $(PORT) \
+		$(if $(VAR_FILE),--var-file $(VAR_FILE))
 
 demo: install ## tour canary / promote / rollback on the platform `make up` is running
 	$(PY) scripts/demo.py

@@ -49,6 +49,7 @@ from model_registry.local.runtime import (
     ExecutionEnvironment,
     FunctionPool,
     Outcome,
+    RestoredEnvironment,
     RuntimeUnavailable,
     Snapshot,
     SnapshotFailed,
@@ -240,6 +241,16 @@ class DataPlane:
         """The version to run: the alias's version, or one of its weighted versions."""
         if qualifier is None or qualifier == "$LATEST" or qualifier.isdigit():
             return qualifier or "$LATEST"
+        version, weights = self._alias(function_name, qualifier)
+        draw = random.random()
+        for candidate, weight in weights.items():
+            if draw < weight:
+                return candidate
+            draw -= weight
+        return version
+
+    def _alias(self, function_name: str, qualifier: str) -> tuple[str, dict[str, float]]:
+        """An alias's version and additional version weights, read at most every ALIAS_TTL_S."""
         key = (function_name, qualifier)
         cached = self._aliases.get(key)
         if cached is None or time.monotonic() - cached[0] > ALIAS_TTL_S:
@@ -257,13 +268,7 @@ class DataPlane:
                 )
                 self._aliases[key] = cached
         assert cached is not None
-        _, version, weights = cached
-        draw = random.random()
-        for candidate, weight in weights.items():
-            if draw < weight:
-                return candidate
-            draw -= weight
-        return version
+        return cached[1], cached[2]
 
     def concurrency_limit(self, function_name: str) -> int:
         cached = self._limits.get(function_name)
@@ -418,6 +423,7 @@ class DataPlane:
                 pool.discard(environment)
                 self._record(route, version, failed)
                 return failed
+            self._report_cold_start(environment)
         timeout = min(spec.timeout_s, route.timeout_s)
         context = {
             "function_name": function_name,
@@ -446,7 +452,18 @@ class DataPlane:
         failed = snapshot.wait_ready()
         if failed is not None:
             raise SnapshotFailed(failed.error)
+        self._report_cold_start(snapshot)
         return snapshot
+
+    def _report_cold_start(self, environment: ExecutionEnvironment) -> None:
+        """Lambda's INIT_REPORT / RESTORE_REPORT line, in the environment's log stream."""
+        kind = "Restore" if isinstance(environment, RestoredEnvironment) else "Init"
+        line = f"{kind.upper()}_REPORT {kind} Duration: {environment.init_ms or 0.0:.2f} ms"
+        self.telemetry.log(environment.log_group, environment.log_stream, line)
+
+    def snapshot_pids(self, function_name: str) -> dict[str, int]:
+        """Process ids of a function's SnapStart snapshots, per version."""
+        return self._pool(function_name).snapshot_pids()
 
     def _record(self, route: Route, version: str, outcome: Outcome) -> None:
         name = route.function_name
@@ -494,6 +511,28 @@ class DataPlane:
                     started.setdefault(function_name, {}).setdefault(version, 0)
                     started[function_name][version] += 1
         return started
+
+    def prepare_snapshots(self) -> list[tuple[str, str]]:
+        """Take the snapshots of SnapStart versions the aliases route to, ahead of their traffic (Lambda
+        takes one when a version is published). Returns the (function, version) pairs snapshotted now."""
+        taken = []
+        aliases = {
+            (r.function_name, r.qualifier)
+            for r in self.routes()
+            if r.qualifier and not r.qualifier.isdigit() and r.qualifier != "$LATEST"
+        }
+        for function_name, qualifier in sorted(aliases):
+            try:
+                version, weights = self._alias(function_name, qualifier)
+                pool = self._pool(function_name)
+                for candidate in sorted({version, *weights}):
+                    spec = self.spec(function_name, candidate)
+                    if spec.snap_start and candidate not in pool.snapshot_pids():
+                        pool.snapshot(spec, self._take_snapshot)
+                        taken.append((function_name, candidate))
+            except (BotoCoreError, ClientError, SnapshotFailed) as exc:
+                LOG.warning("snapshot of %s:%s not taken: %s", function_name, qualifier, exc)
+        return taken
 
     def provisioned_pids(self, function_name: str) -> dict[str, list[int]]:
         """Process ids of a function's provisioned environments, per version."""
@@ -586,11 +625,13 @@ class DataPlaneServer:
         self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True, name="housekeeping")
 
     def _housekeeping(self) -> None:
-        """Provisioned concurrency every second; idle environments reclaimed every minute."""
+        """Provisioned concurrency and SnapStart snapshots every second; idle environments reclaimed
+        every minute."""
         last_reap = time.monotonic()
         while not self._stopping.wait(PROVISION_INTERVAL_S):
             try:
                 self.plane.provision()
+                self.plane.prepare_snapshots()
                 if time.monotonic() - last_reap > IDLE_ENVIRONMENT_S / 10:
                     self.plane.reclaim_idle()
                     last_reap = time.monotonic()

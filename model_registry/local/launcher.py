@@ -175,7 +175,7 @@ def curl_lines(url: str, manifest: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def run_up(emulator_port: int, port: int, state_dir: str) -> int:
+def run_up(emulator_port: int, port: int, state_dir: str, var_files: list[Path] | None = None) -> int:
     """`make up`: start everything, print endpoints, serve until Ctrl-C."""
     import signal
     import time
@@ -189,7 +189,7 @@ def run_up(emulator_port: int, port: int, state_dir: str) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        with local_platform(state, emulator_port=emulator_port, port=port) as platform:
+        with local_platform(state, emulator_port=emulator_port, port=port, var_files=var_files) as platform:
             with _environ(platform.env):
                 register_and_roll_out_examples(Settings.from_env(), state, _say)
             env_file = state / "platform.env"

@@ -204,7 +204,7 @@ class ExecutionEnvironment:
         if message["type"] != "ready":
             self.stop()
             return Outcome("init_error", error=message)
-        self.init_ms = float(message["init_ms"])
+        self.init_ms = (time.perf_counter() - self.started) * 1000  # as the caller waits, process start too
         self.ready = True
         return None
 
@@ -285,6 +285,7 @@ class RestoredEnvironment(ExecutionEnvironment):
         self.log_group = snapshot.log_group
         self.log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{self.spec.version}]{self.id}"
         self._sink = snapshot._sink
+        self.started = time.perf_counter()
         self._sock, child = socket.socketpair()
         read_fd, write_fd = os.pipe()
         try:
@@ -295,7 +296,6 @@ class RestoredEnvironment(ExecutionEnvironment):
             os.close(write_fd)
         self._log_pipe = os.fdopen(read_fd, "rb")
         self._pid: int | None = None
-        self.started = time.perf_counter()
         self._reader = threading.Thread(target=self._forward_logs, daemon=True)
         self._reader.start()
         self.init_ms: float | None = None
@@ -316,7 +316,7 @@ class RestoredEnvironment(ExecutionEnvironment):
             message = None
         if message is not None and message.get("type") == "ready":
             self._pid = int(message["pid"])
-            self.init_ms = float(message["init_ms"])
+            self.init_ms = (time.perf_counter() - self.started) * 1000  # fork and after-restore hooks
             self.ready = True
             return None
         self.stop()
@@ -501,6 +501,11 @@ class FunctionPool:
         for environment in stale:
             environment.stop()
         return len(stale)
+
+    def snapshot_pids(self) -> dict[str, int]:
+        """Process ids of the live snapshots, per version."""
+        with self._lock:
+            return {version: s.pid for version, s in self._snapshots.items() if s.alive}
 
     def pids(self) -> list[int]:
         """Process ids of every environment and snapshot of this function."""

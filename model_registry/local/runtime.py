@@ -291,6 +291,12 @@ class RestoredEnvironment(ExecutionEnvironment):
         try:
             with snapshot._restore_lock:
                 socket.send_fds(snapshot._sock, [b"r"], [child.fileno(), write_fd])
+        except OSError as exc:  # the snapshot died since it was looked up
+            self._sock.close()
+            os.close(read_fd)
+            raise SnapshotFailed(
+                {"errorType": "Runtime.RestoreError", "errorMessage": f"snapshot unavailable: {exc}"}
+            ) from exc
         finally:
             child.close()
             os.close(write_fd)
@@ -328,7 +334,8 @@ class RestoredEnvironment(ExecutionEnvironment):
 
     @property
     def pid(self) -> int:
-        return self._pid or -1
+        """The process id, or 0 until the restored process has reported it."""
+        return self._pid or 0
 
     @property
     def alive(self) -> bool:
@@ -481,7 +488,7 @@ class FunctionPool:
         with self._lock:
             out: dict[str, list[int]] = {}
             for environment in self._members:
-                if environment.provisioned:
+                if environment.provisioned and environment.pid:
                     out.setdefault(environment.spec.version, []).append(environment.pid)
             return out
 
@@ -510,7 +517,7 @@ class FunctionPool:
     def pids(self) -> list[int]:
         """Process ids of every environment and snapshot of this function."""
         with self._lock:
-            return [e.pid for e in [*self._members, *self._snapshots.values()]]
+            return [e.pid for e in [*self._members, *self._snapshots.values()] if e.pid]
 
     def stop_all(self) -> None:
         with self._lock:

@@ -138,8 +138,10 @@ def _restore(
         send(channel, {"type": "init_error", **_error(exc)})
         os._exit(1)
     send(channel, {"type": "ready", "init_ms": _ms(started), "pid": os.getpid(), "restored": True})
-    _serve(channel, handler)
-    os._exit(0)
+    try:
+        _serve(channel, handler)
+    finally:
+        os._exit(0)  # never back into the snapshot's loop
 
 
 def _snapshot(control: socket.socket, handler: Callable[[Any, Context], Any], init_ms: float) -> int:

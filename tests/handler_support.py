@@ -14,9 +14,9 @@ from model_registry.local.events import HttpResult, LambdaContext, build_event, 
 from model_registry.settings import Settings
 
 
-def load_handler(settings: Settings, model_name: str, pin: str = "latest", **extra: str) -> ModuleType:
-    """Import functions.handler afresh with a Lambda-like environment for ``model_name``."""
-    env = {
+def handler_env(settings: Settings, model_name: str, pin: str = "latest", **extra: str) -> dict[str, str]:
+    """The environment Terraform gives the function of ``model_name`` (tracing off)."""
+    return {
         contract.ENV_TABLE: settings.table_name,
         contract.ENV_BUCKET: settings.bucket_name,
         contract.ENV_ENDPOINT_URL: settings.endpoint_url or "",
@@ -27,7 +27,11 @@ def load_handler(settings: Settings, model_name: str, pin: str = "latest", **ext
         "POWERTOOLS_METRICS_NAMESPACE": "ModelPlatformTest",
         **extra,
     }
-    os.environ.update(env)
+
+
+def load_handler(settings: Settings, model_name: str, pin: str = "latest", **extra: str) -> ModuleType:
+    """Import functions.handler afresh with a Lambda-like environment for ``model_name``."""
+    os.environ.update(handler_env(settings, model_name, pin, **extra))
     aws.reset()
     sys.modules.pop("functions.handler", None)
     return importlib.import_module("functions.handler")

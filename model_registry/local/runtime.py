@@ -177,6 +177,8 @@ class ExecutionEnvironment:
         # No PR_SET_PDEATHSIG here: it fires when the *thread* that started the child ends (each HTTP
         # connection has its own). A worker exits by itself when its socket closes, so it cannot outlive us.
         child.close()
+        assert self.process.stdout is not None
+        self._log_source = self.process.stdout
         self._reader = threading.Thread(target=self._forward_logs, daemon=True)
         self._reader.start()
         self.init_ms: float | None = None
@@ -184,29 +186,30 @@ class ExecutionEnvironment:
         self.ready = False
         self.provisioned = False  # kept initialised for its version's provisioned concurrency
 
+    _FAILURE = {"errorType": "Runtime.InitError", "errorMessage": "init failed"}
+
     def _forward_logs(self) -> None:
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            self._sink(self.log_group, self.log_stream, raw.decode("utf-8", "replace").rstrip("\n"))
+        with self._log_source:
+            for raw in self._log_source:
+                self._sink(self.log_group, self.log_stream, raw.decode("utf-8", "replace").rstrip("\n"))
 
     def wait_ready(self) -> Outcome | None:
-        """Wait for init to finish; an Outcome on failure, None when ready."""
+        """Wait for init (or a restore) to finish; an Outcome on failure, None when ready."""
         self._sock.settimeout(INIT_TIMEOUT_S)
         try:
             message = receive(self._sock)
         except (TimeoutError, OSError):
             message = None
-        if message is None:
+        if message is None or message.get("type") != "ready":
             self.stop()
-            return Outcome(
-                "init_error", error={"errorType": "Runtime.InitError", "errorMessage": "init failed"}
-            )
-        if message["type"] != "ready":
-            self.stop()
-            return Outcome("init_error", error=message)
+            return Outcome("init_error", error=message or dict(self._FAILURE))
+        self._on_ready(message)
         self.init_ms = (time.perf_counter() - self.started) * 1000  # as the caller waits, process start too
         self.ready = True
         return None
+
+    def _on_ready(self, message: dict[str, Any]) -> None:
+        """What the ready message tells beyond readiness (a restored environment: its pid)."""
 
     def invoke(self, event: dict[str, Any], context: dict[str, Any], timeout_s: float) -> Outcome:
         """Run one invocation; kill the environment if it overruns ``timeout_s`` or dies."""
@@ -300,7 +303,7 @@ class RestoredEnvironment(ExecutionEnvironment):
         finally:
             child.close()
             os.close(write_fd)
-        self._log_pipe = os.fdopen(read_fd, "rb")
+        self._log_source = os.fdopen(read_fd, "rb")
         self._pid: int | None = None
         self._reader = threading.Thread(target=self._forward_logs, daemon=True)
         self._reader.start()
@@ -309,25 +312,10 @@ class RestoredEnvironment(ExecutionEnvironment):
         self.ready = False
         self.provisioned = False
 
-    def _forward_logs(self) -> None:
-        with self._log_pipe:
-            for raw in self._log_pipe:
-                self._sink(self.log_group, self.log_stream, raw.decode("utf-8", "replace").rstrip("\n"))
+    _FAILURE = {"errorType": "Runtime.RestoreError", "errorMessage": "restore failed"}
 
-    def wait_ready(self) -> Outcome | None:
-        self._sock.settimeout(INIT_TIMEOUT_S)
-        try:
-            message = receive(self._sock)
-        except (TimeoutError, OSError):
-            message = None
-        if message is not None and message.get("type") == "ready":
-            self._pid = int(message["pid"])
-            self.init_ms = (time.perf_counter() - self.started) * 1000  # fork and after-restore hooks
-            self.ready = True
-            return None
-        self.stop()
-        error = message or {"errorType": "Runtime.RestoreError", "errorMessage": "restore failed"}
-        return Outcome("init_error", error=error)
+    def _on_ready(self, message: dict[str, Any]) -> None:
+        self._pid = int(message["pid"])  # init_ms then covers the fork and the after-restore hooks
 
     def _exit_code(self) -> int | str:
         return "unknown (a restored environment is the snapshot's child)"

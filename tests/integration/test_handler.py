@@ -12,11 +12,11 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from model_registry import aws, contract
+from model_registry import aws
 from model_registry.examples import ExampleModel
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
-from tests.handler_support import call, load_handler
+from tests.handler_support import call, handler_env, load_handler
 
 pytestmark = pytest.mark.integration
 
@@ -379,16 +379,7 @@ print(json.dumps({"loaded": h.SERVER.pinned is not None, "enabled": gc.isenabled
 @pytest.mark.parametrize("model", ["iris", "no-such-model"])
 def test_init_pauses_the_collector_then_freezes_and_restores_it(registry: Settings, model: str) -> None:
     """A fresh process: no full collection runs during init, and the collector is back on afterwards."""
-    env = {
-        **os.environ,
-        contract.ENV_TABLE: registry.table_name,
-        contract.ENV_BUCKET: registry.bucket_name,
-        contract.ENV_ENDPOINT_URL: registry.endpoint_url or "",
-        contract.ENV_REGION: registry.region,
-        contract.ENV_MODEL_NAME: model,
-        contract.ENV_MODEL_VERSION: "1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }
+    env = {**os.environ, **handler_env(registry, model, "1")}
     result = subprocess.run(
         [sys.executable, "-c", _GC_PROBE], env=env, capture_output=True, text=True, timeout=120, check=True
     )

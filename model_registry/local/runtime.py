@@ -163,6 +163,10 @@ class ExecutionEnvironment:
         if snapshot:
             env["_LOCAL_LAMBDA_SNAPSHOT"] = "1"
             env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+            # Restores are fork()s, which keep only the calling thread: an OpenMP pool started during
+            # init (XGBoost starts one) would be missing in the restored process, whose first parallel
+            # region would then hang. One OpenMP thread means no pool.
+            env["OMP_NUM_THREADS"] = "1"
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             [interpreter, "-S", "-u", str(WORKER)],

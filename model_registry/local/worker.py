@@ -9,7 +9,8 @@ With ``_LOCAL_LAMBDA_SNAPSHOT=1`` the process is a SnapStart snapshot instead: a
 function's before-snapshot hooks (``snapshot_restore_py``) and then, for each socket and log pipe the
 data plane passes it, forks a restored environment that runs the after-restore hooks and serves
 invocations on that socket. fork() carries over the initialised memory, as Lambda's microVM snapshot
-does; unlike it, fork() keeps only the calling thread, so threads started during init are not restored.
+does; unlike it, fork() keeps only the calling thread, so threads started during init are not restored
+(the data plane runs snapshots with one OpenMP thread for that reason).
 """
 
 from __future__ import annotations

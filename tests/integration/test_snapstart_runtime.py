@@ -175,3 +175,42 @@ def test_a_plain_environment_runs_no_snapshot_hooks(code_dir, runtime_paths) -> 
 def test_an_unknown_runtime_is_refused_with_a_clear_message() -> None:
     with pytest.raises(RuntimeUnavailable, match=r"python3\.99"):
         interpreter_for("python3.99")
+
+
+XGBOOST_FUNCTION = textwrap.dedent(
+    """
+    import numpy as np
+    import xgboost as xgb
+
+    # Training runs OpenMP parallel regions, so init leaves an OpenMP thread pool behind (when allowed).
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 5)), rng.normal(size=200)
+    MODEL = xgb.XGBRegressor(n_estimators=5, max_depth=3).fit(X, y)
+
+    def handler(event, context):
+        return {"prediction": float(MODEL.predict(np.asarray([event["row"]]))[0])}
+    """
+)
+
+
+def test_a_restore_of_an_xgboost_init_serves(tmp_path: Path, runtime_paths) -> None:
+    """fork() keeps only one thread: snapshots run with one OpenMP thread, else the restore would hang."""
+    import sysconfig
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "app.py").write_text(XGBOOST_FUNCTION)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "python").symlink_to(sysconfig.get_paths()["purelib"])  # the venv as a layer
+    spec = VersionSpec(**{**vars(_spec(tmp_path / "code")), "layer_dirs": (tmp_path / "site",)})
+    snapshot = Snapshot(spec, dict(os.environ), runtime_paths, lambda *a: None)
+    try:
+        assert snapshot.wait_ready() is None
+        for n in range(2):
+            environment = snapshot.restore()
+            assert environment.wait_ready() is None
+            outcome = environment.invoke({"row": [0.1, 0.2, 0.3, 0.4, 0.5]}, _context(n), 20)
+            environment.stop()
+            assert outcome.kind == "result", outcome.error
+            assert isinstance(outcome.result["prediction"], float)
+    finally:
+        snapshot.stop()

@@ -102,9 +102,26 @@ def _run_json(code: str, env: dict[str, str]) -> dict[str, float]:
     return json.loads(result.stderr.strip().splitlines()[-1])
 
 
+def _cold_settings(emulator_url: str) -> Settings:
+    return Settings(table_name="cold-registry", bucket_name="cold-artifacts", endpoint_url=emulator_url)
+
+
+def _predict_event(name: str, rows: list[list[float]]) -> dict[str, Any]:
+    from model_registry.local.events import build_event
+
+    return build_event(
+        method="POST",
+        path=f"/models/{name}/predict",
+        route_key=f"ANY /models/{name}/{{proxy+}}",
+        path_parameters={"proxy": "predict"},
+        headers={"content-type": "application/json"},
+        body=json.dumps({"instances": rows}).encode(),
+    )
+
+
 def cold_starts(emulator_url: str, examples_dir: Path) -> dict[str, Any]:
     """Fresh-process cold start of the handler vs bare import + load + first predict, per model."""
-    settings = Settings(table_name="cold-registry", bucket_name="cold-artifacts", endpoint_url=emulator_url)
+    settings = _cold_settings(emulator_url)
     create_registry(settings)
     service = RegistryService.from_settings(settings)
     examples = train_all(examples_dir)
@@ -123,17 +140,7 @@ def cold_starts(emulator_url: str, examples_dir: Path) -> dict[str, Any]:
             variants.append((f"{example.name}-onnx", example, onnx_path))
     for name, example, artifact in variants:
         rows = example.X_test[:1].tolist()
-        path = f"/models/{name}/predict"
-        from model_registry.local.events import build_event
-
-        event = build_event(
-            method="POST",
-            path=path,
-            route_key=f"ANY /models/{name}/{{proxy+}}",
-            path_parameters={"proxy": "predict"},
-            headers={"content-type": "application/json"},
-            body=json.dumps({"instances": rows}).encode(),
-        )
+        event = _predict_event(name, rows)
         base = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": "x",
@@ -160,6 +167,7 @@ def cold_starts(emulator_url: str, examples_dir: Path) -> dict[str, Any]:
         paused = {k: statistics.median(r[k] for r in paused_runs) for k in paused_runs[0]}
         median["total"] = median["init_total"] + median["first_request"]
         out[name] = {
+            "rows": rows,
             "handler": median,
             "bare": bare,
             "bare_gc_paused": paused,
@@ -170,6 +178,105 @@ def cold_starts(emulator_url: str, examples_dir: Path) -> dict[str, Any]:
             f"cold start {name}: handler {median['total']:.0f} ms vs bare {bare['total']:.0f} ms "
             f"(x{out[name]['ratio']:.2f}), bare with GC paused {paused['total']:.0f} ms "
             f"(x{out[name]['ratio_gc_paused']:.2f})",
+            flush=True,
+        )
+    return out
+
+
+def _discard(group: str, stream: str, line: str) -> None:
+    """A log sink for benchmark environments: their logs are not read."""
+
+
+def _first_start(environment: Any, spec: Any, event: dict[str, Any]) -> float:
+    """Milliseconds from starting ``environment`` to the end of its first request; then stop it."""
+    assert environment.wait_ready() is None, f"{spec.function_name} did not start"
+    started = time.perf_counter()
+    context = {
+        "function_name": spec.function_name,
+        "function_version": "1",
+        "invoked_function_arn": spec.function_arn,
+        "memory_limit_in_mb": 1024,
+        "aws_request_id": "bench",
+        "log_group_name": "bench",
+        "log_stream_name": "bench",
+        "remaining_ms": 30_000,
+    }
+    outcome = environment.invoke(event, context, 30)
+    assert outcome.kind == "result" and outcome.result["statusCode"] == 200, outcome
+    total = (environment.init_ms or 0.0) + (time.perf_counter() - started) * 1000
+    environment.stop()
+    return total
+
+
+def snapstart_restores(emulator_url: str, cold: dict[str, Any]) -> dict[str, Any]:
+    """Cold starts in the local data plane's execution environments, by init and by SnapStart restore.
+
+    Each model's function (build/lambda: the function zip's code, its framework layer) starts COLD_RUNS
+    times by init, then once as a snapshot (init and the before-snapshot hook) and COLD_RUNS times as
+    restores of it; every start is timed to the end of its first request.
+    """
+    import zipfile
+
+    from model_registry.local.runtime import ExecutionEnvironment, Snapshot, VersionSpec
+    from model_registry.packaging import DEFAULT_RUNTIME, install_runtime
+
+    settings = _cold_settings(emulator_url)
+    service = RegistryService.from_settings(settings)
+    build = REPO_ROOT / "build" / "lambda"
+    code_dir = BENCH / "function"
+    if not code_dir.exists():
+        zipfile.ZipFile(build / "function.zip").extractall(code_dir)
+    runtime_paths = [install_runtime(build, log=lambda m: None) / "python"]
+    base_env = {
+        **DUMMY_CREDENTIALS,
+        "AWS_REGION": settings.region,
+        "AWS_DEFAULT_REGION": settings.region,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+    }
+    out: dict[str, Any] = {}
+    for name, row in cold.items():
+        framework = "onnx" if name.endswith("-onnx") else service.store.get_version(name, 1).framework
+        spec = VersionSpec(
+            function_name=f"bench-{name}",
+            version="1",
+            handler="functions.handler.lambda_handler",
+            timeout_s=30,
+            memory_mb=1024,
+            environment={
+                contract.ENV_TABLE: settings.table_name,
+                contract.ENV_BUCKET: settings.bucket_name,
+                contract.ENV_ENDPOINT_URL: emulator_url,
+                contract.ENV_REGION: settings.region,
+                contract.ENV_MODEL_NAME: name,
+                contract.ENV_MODEL_VERSION: "1",
+            },
+            code_dir=code_dir,
+            layer_dirs=(build / f"layer-{framework}",),
+            function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:bench-{name}:1",
+            runtime=DEFAULT_RUNTIME,
+            snap_start=True,
+        )
+        event = _predict_event(name, row["rows"])
+
+        inits = [
+            _first_start(ExecutionEnvironment(spec, base_env, runtime_paths, _discard), spec, event)
+            for _ in range(COLD_RUNS)
+        ]
+        snapshot = Snapshot(spec, base_env, runtime_paths, _discard)
+        assert snapshot.wait_ready() is None, f"snapshot of {name} failed"
+        try:
+            restores = [_first_start(snapshot.restore(), spec, event) for _ in range(COLD_RUNS)]
+        finally:
+            snapshot.stop()
+        out[name] = {
+            "init_ms": statistics.median(inits),
+            "restore_ms": statistics.median(restores),
+            "snapshot_ms": snapshot.init_ms,
+        }
+        print(
+            f"snapstart {name}: cold start by init {out[name]['init_ms']:.0f} ms, by restore "
+            f"{out[name]['restore_ms']:.1f} ms (snapshot taken in {snapshot.init_ms:.0f} ms)",
             flush=True,
         )
     return out
@@ -330,6 +437,7 @@ def plots(handler_json: dict[str, Any], cold: dict[str, Any]) -> list[str]:
 def write_report(
     handler_json: dict[str, Any],
     cold: dict[str, Any],
+    snap: dict[str, Any],
     plane: dict[str, Any],
     sizes: dict[str, float],
     images: list[str],
@@ -403,6 +511,25 @@ def write_report(
     ]
     lines += [
         "",
+        "## SnapStart, as the local data plane emulates it",
+        "",
+        f"Median of {COLD_RUNS} starts of each model's function in the data plane's execution environments "
+        "(function zip and framework layer from build/lambda), each timed to the end of its first request: "
+        "by init (a new worker process: interpreter, imports, registry lookup, fetch, load), and by restore "
+        "of the version's snapshot (init and the handler's before-snapshot hook, taken once). Locally a "
+        "restore is a `fork()` of the snapshot process plus the after-restore hook; Lambda restores a "
+        "microVM snapshot, which takes longer, so these restore times show that the model is in the "
+        "snapshot and that a restore skips init, not what Lambda will measure.",
+        "",
+        "| model | cold start by init ms | by restore ms | snapshot taken in ms |",
+        "|---|---:|---:|---:|",
+    ]
+    for model, row in snap.items():
+        lines.append(
+            f"| {model} | {row['init_ms']:.0f} | {row['restore_ms']:.1f} | {row['snapshot_ms']:.0f} |"
+        )
+    lines += [
+        "",
         "## Local data plane (iris, batch 1, HTTP keep-alive clients)",
         "",
         "| clients | requests | errors | req/s | p50 ms | p99 ms |",
@@ -442,10 +569,11 @@ def main() -> int:
     handler_json = json.loads((BENCH / "handler.json").read_text())
     with Emulator() as emulator:
         cold = cold_starts(emulator.url, BENCH / "examples")
+        snap = snapstart_restores(emulator.url, cold)
     plane = data_plane_load(handler_json)
     sizes = package_sizes()
     images = plots(handler_json, cold)
-    print(f"wrote {write_report(handler_json, cold, plane, sizes, images)}")
+    print(f"wrote {write_report(handler_json, cold, snap, plane, sizes, images)}")
     return 0
 
 

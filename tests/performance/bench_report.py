@@ -474,8 +474,7 @@ def write_report(
             f"({next(iter(paired.values()))['rounds']} pairs), so machine noise hits both alike. *Overhead* "
             "is the median of the per-pair differences; *handler's own work* is the handler timed with the "
             "model's predict answering from a cache. The rest of the overhead is the model's own predict "
-            "taking longer inside a request than back to back; CPU cache effects are the likely cause, "
-            "not confirmed:",
+            "taking longer inside a request than back to back, for a cause not pinned down:",
             "",
             "| model | bare µs | handler µs | overhead µs | handler's own work µs |",
             "|---|---:|---:|---:|---:|",

@@ -40,3 +40,20 @@ def moto_server() -> Iterator[str]:
     """Run moto in server mode on 127.0.0.1 for the duration of the block; yield its URL."""
     with Emulator() as emulator:
         yield emulator.url
+
+
+def require_interpreter(runtime: str) -> str:
+    """The local interpreter for a Lambda ``runtime``; a failure under REQUIRE_SNAPSTART=1 (CI) when there
+    is none, else a skip with the reason."""
+    import os
+
+    import pytest
+
+    from model_registry.local.runtime import RuntimeUnavailable, interpreter_for
+
+    try:
+        return interpreter_for(runtime)
+    except RuntimeUnavailable as exc:
+        if os.environ.get("REQUIRE_SNAPSTART") == "1":
+            pytest.fail(f"REQUIRE_SNAPSTART=1 but {exc}")
+        pytest.skip(f"{exc} (set REQUIRE_SNAPSTART=1 to make this a failure)")

@@ -26,12 +26,11 @@ from model_registry.local.launcher import (
     local_platform,
     register_and_roll_out_examples,
 )
-from model_registry.local.runtime import RuntimeUnavailable, interpreter_for
 from model_registry.packaging import FRAMEWORKS, build_function, build_layer, write_build_manifest
 from model_registry.rollout import Rollouts
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, require_interpreter
 
 pytestmark = pytest.mark.e2e
 RUNTIME = "python3.12"
@@ -49,10 +48,7 @@ class SnapPlatform:
 def snap_platform(
     tmp_path_factory: pytest.TempPathFactory, examples: dict[str, ExampleModel], terraform_bin: str
 ) -> Iterator[SnapPlatform]:
-    try:
-        interpreter_for(RUNTIME)
-    except RuntimeUnavailable as exc:
-        pytest.skip(f"SnapStart e2e needs {RUNTIME} locally: {exc}")
+    require_interpreter(RUNTIME)
     build = REPO_ROOT / "build" / f"lambda-{RUNTIME}"
     build_function(build / "function.zip")
     for framework in FRAMEWORKS:

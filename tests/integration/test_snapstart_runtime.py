@@ -20,6 +20,7 @@ from model_registry.local.runtime import (
     interpreter_for,
 )
 from model_registry.packaging import REPO_ROOT, install_runtime
+from tests.helpers import require_interpreter
 
 pytestmark = pytest.mark.integration
 
@@ -103,10 +104,7 @@ def _runtimes() -> list[str]:
 
 @pytest.mark.parametrize("runtime", _runtimes())
 def test_restores_fork_the_snapshot_and_skip_init(code_dir, runtime_paths, logs, runtime: str) -> None:
-    try:
-        interpreter_for(runtime)
-    except RuntimeUnavailable as exc:
-        pytest.skip(str(exc))
+    require_interpreter(runtime)
     spec = _spec(code_dir, runtime, INIT_SLEEP_S="1.0")
     sink = lambda group, stream, line: logs.append((stream, line))  # noqa: E731
     pool = FunctionPool("snap")

@@ -191,6 +191,30 @@ def check_size(function: Artifact, layer: Artifact) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Build:
+    """What :func:`build_all` built: the function zip and one layer per framework, for ``runtime``."""
+
+    runtime: str
+    function: Artifact
+    layers: dict[str, Artifact]
+
+
+def build_all(
+    build_dir: Path,
+    runtime: str = DEFAULT_RUNTIME,
+    frameworks: Iterable[str] = FRAMEWORKS,
+    log: Callable[[str], None] = print,
+) -> Build:
+    """Build the function zip and the framework layers for ``runtime`` into ``build_dir``, and record the
+    runtime in its manifest, so Terraform and the launcher never pair layers with another runtime."""
+    python_version(runtime)  # refuse a non-Python runtime before any work
+    function = build_function(build_dir / "function.zip")
+    layers = {framework: build_layer(framework, build_dir, log, runtime) for framework in frameworks}
+    write_build_manifest(build_dir, runtime)
+    return Build(runtime, function, layers)
+
+
 def write_build_manifest(build_dir: Path, runtime: str) -> None:
     """Record the runtime the layers in ``build_dir`` were built for (Terraform checks it)."""
     (build_dir / BUILD_MANIFEST).write_text(json.dumps({"runtime": runtime}) + "\n")

@@ -12,11 +12,9 @@ from model_registry.packaging import (
     DEFAULT_RUNTIME,
     FRAMEWORKS,
     LAMBDA_UNZIPPED_LIMIT,
-    build_function,
-    build_layer,
+    build_all,
     check_size,
     python_version,
-    write_build_manifest,
 )
 
 
@@ -34,12 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         python_version(args.runtime)
     except ValueError as exc:
         parser.error(str(exc))
-    function = build_function(args.out / "function.zip")
+    built = build_all(
+        args.out, args.runtime, args.framework or FRAMEWORKS, log=lambda m: print(f"  {m}", flush=True)
+    )
+    function = built.function
     print(f"function.zip        {function.unzipped_mb:8.1f} MB unzipped  sha256 {function.sha256[:16]}")
-    for framework in args.framework or FRAMEWORKS:
-        layer = build_layer(
-            framework, args.out, log=lambda m: print(f"  {m}", flush=True), runtime=args.runtime
-        )
+    failed = False
+    for framework, layer in built.layers.items():
         total_mb = (layer.unzipped_bytes + function.unzipped_bytes) / 1024 / 1024
         print(
             f"layer-{framework + '.zip':13} {layer.unzipped_mb:8.1f} MB unzipped  "
@@ -50,10 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_size(function, layer)
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
-    write_build_manifest(args.out, args.runtime)
-    print(f"layers built for {args.runtime} ({args.out / 'build.json'})")
-    return 0
+            failed = True
+    print(f"layers built for {built.runtime} ({args.out / 'build.json'})")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ from model_registry.local.runtime import (
     VersionSpec,
 )
 from model_registry.local.telemetry import Telemetry
+from model_registry.packaging import DEFAULT_RUNTIME
 
 LOG = logging.getLogger("dataplane")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # HTTP API payload limit
@@ -310,7 +311,7 @@ class DataPlane:
             code_dir=code_dir,
             layer_dirs=tuple(layer_dirs),
             function_arn=config["FunctionArn"],
-            runtime=config.get("Runtime") or "python3.11",
+            runtime=config.get("Runtime") or DEFAULT_RUNTIME,
             snap_start=(config.get("SnapStart") or {}).get("OptimizationStatus") == "On",
         )
         self._specs[key] = spec

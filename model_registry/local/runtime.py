@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from model_registry.local.worker import receive, send
+from model_registry.packaging import DEFAULT_RUNTIME
 
 WORKER = Path(__file__).with_name("worker.py")
 INIT_TIMEOUT_S = (
@@ -46,7 +47,7 @@ class VersionSpec:
     code_dir: Path
     layer_dirs: tuple[Path, ...]
     function_arn: str
-    runtime: str = "python3.11"
+    runtime: str = DEFAULT_RUNTIME
     snap_start: bool = False  # SnapStart is on for this (published) version: restore, don't init
 
     @property

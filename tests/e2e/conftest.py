@@ -16,7 +16,7 @@ from model_registry.local.launcher import (
     local_platform,
     register_and_roll_out_examples,
 )
-from model_registry.packaging import FRAMEWORKS, build_function, build_layer
+from model_registry.packaging import build_all
 from model_registry.settings import Settings
 from tests.helpers import REPO_ROOT
 
@@ -48,10 +48,7 @@ def running(
     tmp_path_factory: pytest.TempPathFactory, examples: dict[str, ExampleModel], terraform_bin: str
 ) -> Iterator[RunningPlatform]:
     """Needs terraform like the Terraform tests: a failure under REQUIRE_TERRAFORM=1, else a visible skip."""
-    build = REPO_ROOT / "build" / "lambda"
-    build_function(build / "function.zip")
-    for framework in FRAMEWORKS:
-        build_layer(framework, build, log=lambda m: None)
+    build_all(REPO_ROOT / "build" / "lambda", log=lambda m: None)
     state = tmp_path_factory.mktemp("platform")
     pids: list[int] = []
     with local_platform(state, say=lambda m: None) as platform:

@@ -26,7 +26,7 @@ from model_registry.local.launcher import (
     local_platform,
     register_and_roll_out_examples,
 )
-from model_registry.packaging import FRAMEWORKS, build_function, build_layer, write_build_manifest
+from model_registry.packaging import build_all
 from model_registry.rollout import Rollouts
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
@@ -50,10 +50,7 @@ def snap_platform(
 ) -> Iterator[SnapPlatform]:
     require_interpreter(RUNTIME)
     build = REPO_ROOT / "build" / f"lambda-{RUNTIME}"
-    build_function(build / "function.zip")
-    for framework in FRAMEWORKS:
-        build_layer(framework, build, log=lambda m: None, runtime=RUNTIME)
-    write_build_manifest(build, RUNTIME)
+    build_all(build, RUNTIME, log=lambda m: None)
     state = tmp_path_factory.mktemp("snap-platform")
     var_file = REPO_ROOT / "terraform" / "examples" / "snapstart.tfvars"
     with local_platform(state, build_dir=build, var_files=[var_file], say=lambda m: None) as platform:

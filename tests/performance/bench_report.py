@@ -24,7 +24,7 @@ import requests
 from model_registry import contract
 from model_registry.examples import train_all
 from model_registry.local.emulator import DUMMY_CREDENTIALS, Emulator
-from model_registry.packaging import FRAMEWORKS, LAMBDA_UNZIPPED_LIMIT, REPO_ROOT, build_function, build_layer
+from model_registry.packaging import LAMBDA_UNZIPPED_LIMIT, REPO_ROOT, build_all
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
 from tests.helpers import create_registry
@@ -370,11 +370,9 @@ def _median_us(handler_json: dict[str, Any], model: str, batch: int, path: str) 
 
 
 def package_sizes() -> dict[str, float]:
-    build = REPO_ROOT / "build" / "lambda"
-    function = build_function(build / "function.zip")
-    sizes = {"function.zip": function.unzipped_mb}
-    for framework in FRAMEWORKS:
-        sizes[f"layer-{framework}.zip"] = build_layer(framework, build, log=lambda m: None).unzipped_mb
+    built = build_all(REPO_ROOT / "build" / "lambda", log=lambda m: None)
+    sizes = {"function.zip": built.function.unzipped_mb}
+    sizes.update({f"layer-{name}.zip": layer.unzipped_mb for name, layer in built.layers.items()})
     return sizes
 
 

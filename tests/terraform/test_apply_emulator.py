@@ -11,7 +11,7 @@ import pytest
 from model_registry import contract
 from model_registry.deploy import Deployment
 from model_registry.local.emulator import Emulator
-from model_registry.packaging import FRAMEWORKS, build_function, build_layer
+from model_registry.packaging import build_all
 
 pytestmark = [pytest.mark.terraform, pytest.mark.integration]
 TWO_MODELS = {
@@ -27,9 +27,7 @@ def build_dir() -> Path:
     from tests.helpers import REPO_ROOT
 
     out = REPO_ROOT / "build" / "lambda"
-    build_function(out / "function.zip")
-    for framework in FRAMEWORKS:
-        build_layer(framework, out, log=lambda m: None)
+    build_all(out, log=lambda m: None)
     return out
 
 

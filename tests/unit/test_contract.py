@@ -7,7 +7,7 @@ import tomllib
 
 from functions import routes
 from model_registry import contract
-from model_registry.packaging import FRAMEWORKS, requirements_file
+from model_registry.packaging import BUILD_MANIFEST, DEFAULT_RUNTIME, FRAMEWORKS, requirements_file
 from tests.helpers import REPO_ROOT
 
 TERRAFORM = REPO_ROOT / "terraform"
@@ -24,6 +24,15 @@ def test_terraform_reads_the_contract_file() -> None:
 def test_terraform_ignores_the_pinned_version_variable_named_in_the_contract() -> None:
     endpoint = (TERRAFORM / "modules/model_endpoint/main.tf").read_text()
     assert f'environment[0].variables["{contract.ENV_MODEL_VERSION}"]' in endpoint
+
+
+def test_terraform_and_the_build_agree_on_the_runtime() -> None:
+    """Terraform's default lambda_runtime is what the layers are built for by default, and Terraform reads
+    the runtime of a build from the manifest the build writes."""
+    variables = (TERRAFORM / "variables.tf").read_text()
+    block = variables[variables.index('variable "lambda_runtime"') :]
+    assert re.search(r'default\s*=\s*"([^"]+)"', block).group(1) == DEFAULT_RUNTIME
+    assert f'"${{local.build_dir}}/{BUILD_MANIFEST}"' in (TERRAFORM / "main.tf").read_text()
 
 
 def _route_matches(template: str, method: str, path: str) -> bool:

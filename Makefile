@@ -10,8 +10,8 @@ TF_PLUGIN_MIRROR ?= $(firstword $(wildcard /opt/tf-plugins $(HOME)/.terraform.d/
 TF_CLI_CONFIG := $(abspath $(BUILD))/terraformrc
 export TF_CLI_CONFIG_FILE := $(TF_CLI_CONFIG)
 PYTEST_ARGS ?=
-# Python runtime of the functions; the layers are built for it (SnapStart needs python3.12 or later).
-LAMBDA_RUNTIME ?= python3.11
+# Python runtime of the functions, e.g. python3.13; empty: the default of model_registry/contract.json.
+LAMBDA_RUNTIME ?=
 # Extra Terraform variables for `make up`, e.g. VAR_FILE=terraform/examples/snapstart.tfvars.
 VAR_FILE ?=
 
@@ -38,7 +38,7 @@ $(TOOLS_VENV)/.installed:
 tools: $(TOOLS_VENV)/.installed ## install checkov into its own virtualenv
 
 build: install ## build the Lambda function zip and the framework layers into build/lambda
-	$(PY) scripts/build_lambda.py --out $(BUILD)/lambda --runtime $(LAMBDA_RUNTIME)
+	$(PY) scripts/build_lambda.py --out $(BUILD)/lambda $(if $(LAMBDA_RUNTIME),--runtime $(LAMBDA_RUNTIME))
 
 terraformrc: ## write the Terraform CLI config (filesystem mirror when present)
 	@mkdir -p $(BUILD)

@@ -7,6 +7,7 @@ with ``jsondecode(file(...))``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,38 @@ VERSION_HEADER: str = _CONTRACT["headers"]["model_version"]
 V2_HEADER_LENGTH: str = _CONTRACT["headers"]["v2_header_length"]
 # Function tag: the provisioned concurrency Terraform asks for; rollouts put it on the live versions.
 TAG_PROVISIONED_CONCURRENCY: str = _CONTRACT["tags"]["provisioned_concurrency"]
+
+
+@dataclass(frozen=True)
+class LambdaRuntime:
+    """A Lambda Python runtime: the OS it runs on, that OS's glibc, and whether it offers SnapStart."""
+
+    name: str
+    os: str
+    glibc: str
+    snap_start: bool
+
+    @property
+    def python_version(self) -> str:
+        """``3.12`` for ``python3.12``."""
+        return self.name.removeprefix("python")
+
+
+LAMBDA_RUNTIMES: dict[str, LambdaRuntime] = {
+    name: LambdaRuntime(name, facts["os"], facts["glibc"], bool(facts["snap_start"]))
+    for name, facts in _CONTRACT["lambda_runtimes"].items()
+}
+DEFAULT_LAMBDA_RUNTIME: str = _CONTRACT["default_lambda_runtime"]
+
+
+def lambda_runtime(name: str) -> LambdaRuntime:
+    """The facts of a supported runtime; ValueError naming the supported ones otherwise."""
+    try:
+        return LAMBDA_RUNTIMES[name]
+    except KeyError:
+        raise ValueError(
+            f"unsupported Lambda runtime {name!r}: use one of {', '.join(LAMBDA_RUNTIMES)}"
+        ) from None
 
 
 def function_name(platform: str, model_name: str) -> str:

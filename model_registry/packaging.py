@@ -2,8 +2,10 @@
 
 Zips are written with sorted entries, fixed timestamps and permissions, so the same inputs give the
 same bytes (and the same ``source_code_hash`` in Terraform). Layers are installed from binary wheels
-for the Lambda platform (manylinux x86_64, CPython 3.11 unless another runtime is asked for), whatever
-machine builds them; ``build.json`` beside them records that runtime for Terraform and the launcher.
+for the Lambda platform of the runtime (x86_64, its CPython, and manylinux tags up to the glibc of the
+OS the runtime runs on), whatever machine builds them, and every shared object they hold is checked
+against that glibc (:mod:`model_registry.glibc`): a layer Lambda could not import is never built.
+``build.json`` beside them records the runtime and the glibc figures for Terraform and the launcher.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from model_registry import contract
+from model_registry.glibc import GlibcReport, GlibcTooNew, GlibcVersion, scan
+
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
-LAMBDA_PLATFORM = "manylinux2014_x86_64"
-LAMBDA_PYTHON = "3.11"
-DEFAULT_RUNTIME = f"python{LAMBDA_PYTHON}"
+DEFAULT_RUNTIME = contract.DEFAULT_LAMBDA_RUNTIME
 BUILD_MANIFEST = "build.json"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,8 +42,9 @@ RUNTIME_PROVIDED = (
     "bin",
     "snapshot_restore_py",
 )
-# What the local data plane installs in place of the runtime's own (SnapStart hooks from python3.12 on).
-RUNTIME_REQUIREMENTS = ("boto3", "botocore", "snapshot-restore-py")
+# What the local data plane installs in place of the runtime's own: the SDK, the SnapStart hooks module,
+# and the runtime interface client that Lambda's Python base images run (it talks to the Runtime API).
+RUNTIME_REQUIREMENTS = ("boto3", "botocore", "snapshot-restore-py", "awslambdaric==4.2.2")
 PRUNED_DIRS = {"__pycache__", "tests", "test"}  # not imported at run time; scipy's alone are ~20 MB
 
 
@@ -91,7 +95,9 @@ def build_function(out: Path) -> Artifact:
         REPO_ROOT / "model_registry",
         "model_registry/",
         lambda rel: (
-            rel.suffix not in (".py", ".json") or rel.parts[0] in ("local",) or rel.name == "examples.py"
+            rel.suffix not in (".py", ".json")
+            or rel.parts[0] in ("local",)
+            or rel.name in ("examples.py", "glibc.py")
         ),
     )
     return _zip_tree(files, out)
@@ -101,11 +107,17 @@ def requirements_file(framework: str) -> Path:
     return REPO_ROOT / "functions" / f"requirements-{framework}.txt"
 
 
-def _pip_install_target(
-    target: Path, args: list[str], log: Callable[[str], None], python_version: str = LAMBDA_PYTHON
-) -> None:
+def wheel_platforms(runtime: str) -> list[str]:
+    """pip ``--platform`` tags for ``runtime``: x86_64 manylinux up to the glibc of its OS (pip does not
+    widen ``manylinux_2_X`` to older glibc levels by itself)."""
+    floor = GlibcVersion.parse(contract.lambda_runtime(runtime).glibc)
+    return ["manylinux2014_x86_64", *(f"manylinux_2_{minor}_x86_64" for minor in range(17, floor.minor + 1))]
+
+
+def _pip_install_target(target: Path, args: list[str], log: Callable[[str], None], runtime: str) -> None:
     if target.exists():
         shutil.rmtree(target)
+    facts = contract.lambda_runtime(runtime)
     command = [
         sys.executable,
         "-m",
@@ -116,60 +128,74 @@ def _pip_install_target(
         "--disable-pip-version-check",
         "--target",
         str(target),
-        "--platform",
-        LAMBDA_PLATFORM,
-        "--platform",
-        "manylinux_2_28_x86_64",
-        "--platform",
-        "manylinux_2_17_x86_64",
+        *(option for platform in wheel_platforms(runtime) for option in ("--platform", platform)),
         "--implementation",
         "cp",
         "--python-version",
-        python_version,
+        facts.python_version,
         "--only-binary=:all:",
         *args,
     ]
-    log(f"pip install --target {target.name} {' '.join(args)}")
+    log(f"pip install --target {target.name} {' '.join(args)} ({runtime}: glibc {facts.glibc} and older)")
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"pip failed building {target.name}:\n{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"pip failed building {target.parent.name} for {runtime}, which runs on {facts.os} "
+            f"(glibc {facts.glibc}): a pinned package may have no wheel that old a glibc can load\n"
+            f"{result.stderr[-3000:]}"
+        )
+
+
+def check_glibc(root: Path, runtime: str, what: str) -> GlibcReport:
+    """Scan ``root``'s shared objects; :class:`GlibcTooNew` if the runtime's OS cannot load one."""
+    facts = contract.lambda_runtime(runtime)
+    available = GlibcVersion.parse(facts.glibc)
+    report = scan(root)
+    too_new = report.too_new_for(available)
+    if too_new:
+        raise GlibcTooNew(what, runtime, facts.os, available, too_new)
+    return report
 
 
 def python_version(runtime: str) -> str:
-    """``3.12`` for the Lambda runtime ``python3.12``."""
-    if not runtime.startswith("python3."):
-        raise ValueError(f"not a Lambda Python runtime: {runtime!r}")
-    return runtime.removeprefix("python")
+    """``3.12`` for the Lambda runtime ``python3.12``; ValueError for a runtime the platform does not know."""
+    return contract.lambda_runtime(runtime).python_version
 
 
 def install_layer(
     framework: str, build_dir: Path, log: Callable[[str], None] = print, runtime: str = DEFAULT_RUNTIME
 ) -> Path:
-    """Install a framework's layer requirements for ``runtime`` into ``build_dir/layer-<framework>``."""
+    """Install a framework's layer requirements for ``runtime`` into ``build_dir/layer-<framework>``;
+    :class:`~model_registry.glibc.GlibcTooNew` if a shared object needs a newer glibc than its OS has."""
     root = build_dir / f"layer-{framework}"
     stamp = root / ".requirements"
     wanted = f"# {runtime}\n{requirements_file(framework).read_text()}"
     if stamp.exists() and stamp.read_text() == wanted:
         return root
-    _pip_install_target(
-        root / "python", ["-r", str(requirements_file(framework))], log, python_version(runtime)
-    )
+    stamp.unlink(missing_ok=True)
+    _pip_install_target(root / "python", ["-r", str(requirements_file(framework))], log, runtime)
     for name in RUNTIME_PROVIDED:
         for path in (root / "python").glob(f"{name}*"):
             if path.name == name or path.name.startswith((f"{name}-", f"python_{name}-")):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
+    check_glibc(root / "python", runtime, f"layer-{framework}")
     stamp.write_text(wanted)
     return root
 
 
-def install_runtime(build_dir: Path, log: Callable[[str], None] = print) -> Path:
-    """Install boto3, which the Lambda runtime provides, for the local data plane."""
-    root = build_dir / "runtime"
+def install_runtime(
+    build_dir: Path, runtime: str = DEFAULT_RUNTIME, log: Callable[[str], None] = print
+) -> Path:
+    """Install what the Lambda ``runtime`` itself provides (boto3, the runtime interface client) for the
+    local data plane, into ``build_dir/runtime-<runtime>``."""
+    root = build_dir / f"runtime-{runtime}"
     stamp = root / ".requirements"
-    if stamp.exists() and stamp.read_text() == "\n".join(RUNTIME_REQUIREMENTS):
+    wanted = "\n".join((runtime, *RUNTIME_REQUIREMENTS))
+    if stamp.exists() and stamp.read_text() == wanted:
         return root
-    _pip_install_target(root / "python", list(RUNTIME_REQUIREMENTS), log)
-    stamp.write_text("\n".join(RUNTIME_REQUIREMENTS))
+    stamp.unlink(missing_ok=True)
+    _pip_install_target(root / "python", list(RUNTIME_REQUIREMENTS), log, runtime)
+    stamp.write_text(wanted)
     return root
 
 
@@ -193,11 +219,13 @@ def check_size(function: Artifact, layer: Artifact) -> None:
 
 @dataclass(frozen=True)
 class Build:
-    """What :func:`build_all` built: the function zip and one layer per framework, for ``runtime``."""
+    """What :func:`build_all` built: the function zip and one layer per framework, for ``runtime``,
+    with the glibc figures of each layer."""
 
     runtime: str
     function: Artifact
     layers: dict[str, Artifact]
+    glibc: dict[str, GlibcReport]
 
 
 def build_all(
@@ -208,19 +236,42 @@ def build_all(
 ) -> Build:
     """Build the function zip and the framework layers for ``runtime`` into ``build_dir``, and record the
     runtime in its manifest, so Terraform and the launcher never pair layers with another runtime."""
-    python_version(runtime)  # refuse a non-Python runtime before any work
+    python_version(runtime)  # refuse an unknown runtime before any work
     function = build_function(build_dir / "function.zip")
-    layers = {framework: build_layer(framework, build_dir, log, runtime) for framework in frameworks}
-    write_build_manifest(build_dir, runtime)
-    return Build(runtime, function, layers)
+    layers, reports = {}, {}
+    for framework in frameworks:
+        layers[framework] = build_layer(framework, build_dir, log, runtime)
+        reports[framework] = check_glibc(build_dir / f"layer-{framework}" / "python", runtime, framework)
+    write_build_manifest(build_dir, runtime, reports)
+    return Build(runtime, function, layers, reports)
 
 
-def write_build_manifest(build_dir: Path, runtime: str) -> None:
-    """Record the runtime the layers in ``build_dir`` were built for (Terraform checks it)."""
-    (build_dir / BUILD_MANIFEST).write_text(json.dumps({"runtime": runtime}) + "\n")
+def write_build_manifest(
+    build_dir: Path, runtime: str, reports: dict[str, GlibcReport] | None = None
+) -> None:
+    """Record the runtime the layers in ``build_dir`` were built for and the newest glibc each needs
+    (Terraform refuses a runtime whose OS has an older one)."""
+    facts = contract.lambda_runtime(runtime)
+    layers = {}
+    for framework, report in (reports or {}).items():
+        highest = report.highest
+        layers[framework] = {
+            "shared_objects": report.objects,
+            "highest_glibc": str(highest.version) if highest else None,
+            "highest_glibc_object": highest.path if highest else None,
+        }
+    manifest = {"runtime": runtime, "os": facts.os, "os_glibc": facts.glibc, "layers": layers}
+    (build_dir / BUILD_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def read_build_manifest(build_dir: Path) -> dict:
+    """The manifest :func:`write_build_manifest` wrote; FileNotFoundError when the folder holds no build."""
+    manifest = build_dir / BUILD_MANIFEST
+    if not manifest.exists():
+        raise FileNotFoundError(f"{manifest} is missing: run `make build`")
+    return json.loads(manifest.read_text())
 
 
 def build_runtime(build_dir: Path) -> str:
-    """The runtime the layers in ``build_dir`` were built for (builds before the manifest: 3.11)."""
-    manifest = build_dir / BUILD_MANIFEST
-    return json.loads(manifest.read_text())["runtime"] if manifest.exists() else DEFAULT_RUNTIME
+    """The runtime the layers in ``build_dir`` were built for."""
+    return str(read_build_manifest(build_dir)["runtime"])

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from model_registry import contract
+from model_registry.glibc import GlibcTooNew
 from model_registry.packaging import (
     DEFAULT_RUNTIME,
     FRAMEWORKS,
@@ -25,16 +27,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--runtime",
         default=DEFAULT_RUNTIME,
-        help=f"Lambda runtime to build the layers for (default {DEFAULT_RUNTIME}; SnapStart: python3.12+)",
+        help=f"Lambda runtime to build the layers for: {', '.join(contract.LAMBDA_RUNTIMES)} "
+        f"(default {DEFAULT_RUNTIME}); the layers' shared objects must load on its OS's glibc",
     )
     args = parser.parse_args(argv)
     try:
         python_version(args.runtime)
     except ValueError as exc:
         parser.error(str(exc))
-    built = build_all(
-        args.out, args.runtime, args.framework or FRAMEWORKS, log=lambda m: print(f"  {m}", flush=True)
-    )
+    try:
+        built = build_all(
+            args.out, args.runtime, args.framework or FRAMEWORKS, log=lambda m: print(f"  {m}", flush=True)
+        )
+    except (GlibcTooNew, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     function = built.function
     print(f"function.zip        {function.unzipped_mb:8.1f} MB unzipped  sha256 {function.sha256[:16]}")
     failed = False
@@ -50,7 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed = True
-    print(f"layers built for {built.runtime} ({args.out / 'build.json'})")
+    facts = contract.lambda_runtime(built.runtime)
+    for framework, report in built.glibc.items():
+        highest = report.highest
+        needed = f"GLIBC_{highest.version} ({highest.path})" if highest else "no glibc symbols"
+        print(f"layer-{framework + ':':13} {report.objects} shared objects scanned, newest needed {needed}")
+    print(f"layers built for {built.runtime} on {facts.os}, glibc {facts.glibc} ({args.out / 'build.json'})")
     return 1 if failed else 0
 
 

@@ -30,9 +30,16 @@ module "registry" {
 ################################################################################
 
 locals {
-  # scripts/build_lambda.py records the Python the layers were built for (builds before it: 3.11).
+  # scripts/build_lambda.py records the runtime the layers were built for and the newest glibc each
+  # layer's shared objects need; the runtime's OS must provide it (contract.json lambda_runtimes).
   build_manifest = "${local.build_dir}/build.json"
-  build_runtime  = fileexists(local.build_manifest) ? jsondecode(file(local.build_manifest)).runtime : "python3.11"
+  build          = jsondecode(fileexists(local.build_manifest) ? file(local.build_manifest) : "{\"runtime\": \"none (run make build)\"}")
+  build_layers   = try(local.build.layers, {})
+  # glibc x.y as x * 1000 + y; a layer with no glibc symbol needs counts as 0.
+  runtime_glibc = try(tonumber(split(".", local.contract.lambda_runtimes[var.lambda_runtime].glibc)[0]) * 1000 + tonumber(split(".", local.contract.lambda_runtimes[var.lambda_runtime].glibc)[1]), 0)
+  layer_glibc   = { for f, layer in local.build_layers : f => try(tonumber(split(".", layer.highest_glibc)[0]) * 1000 + tonumber(split(".", layer.highest_glibc)[1]), 0) }
+  # Layers in use that the build did not scan, or that need a newer glibc than the runtime's OS has.
+  layers_beyond_glibc = [for f in local.frameworks : f if lookup(local.layer_glibc, f, 999999) > local.runtime_glibc]
   packages = merge(
     { function = "${local.build_dir}/function.zip" },
     { for f in local.frameworks : "layer-${f}" => "${local.build_dir}/layer-${f}.zip" },
@@ -61,8 +68,12 @@ resource "aws_lambda_layer_version" "framework" {
 
   lifecycle {
     precondition {
-      condition     = local.build_runtime == var.lambda_runtime
-      error_message = "the layers in build_dir were built for ${local.build_runtime}, not lambda_runtime ${var.lambda_runtime}: run make build LAMBDA_RUNTIME=${var.lambda_runtime}."
+      condition     = local.build.runtime == var.lambda_runtime
+      error_message = "the layers in build_dir were built for ${local.build.runtime}, not lambda_runtime ${var.lambda_runtime}: run make build LAMBDA_RUNTIME=${var.lambda_runtime}."
+    }
+    precondition {
+      condition     = length(local.layers_beyond_glibc) == 0
+      error_message = "layers ${join(", ", local.layers_beyond_glibc)} need a newer glibc than ${var.lambda_runtime}'s OS provides (or their build recorded none): Lambda could not import them. Rebuild with make build LAMBDA_RUNTIME=${var.lambda_runtime}."
     }
   }
 }

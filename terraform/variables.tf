@@ -114,7 +114,7 @@ variable "models" {
   }
 
   validation {
-    condition     = alltrue([for m in var.models : !m.snap_start || var.lambda_runtime != "python3.11"])
+    condition     = alltrue([for m in var.models : !m.snap_start || try(local.contract.lambda_runtimes[var.lambda_runtime].snap_start, false)])
     error_message = "snap_start needs lambda_runtime python3.12 or later: Lambda offers SnapStart for Python from 3.12."
   }
 
@@ -130,13 +130,13 @@ variable "models" {
 }
 
 variable "lambda_runtime" {
-  description = "Python runtime of every model function; the layers in build_dir must be built for it (make build LAMBDA_RUNTIME=...). SnapStart needs python3.12 or later."
+  description = "Python runtime of every model function (model_registry/contract.json lists them with the OS each runs on); the layers in build_dir must be built for it (make build LAMBDA_RUNTIME=...). SnapStart needs python3.12 or later."
   type        = string
-  default     = "python3.11"
+  default     = "python3.12"
 
   validation {
-    condition     = can(regex("^python3\\.1[1-3]$", var.lambda_runtime))
-    error_message = "lambda_runtime must be python3.11, python3.12 or python3.13."
+    condition     = contains(keys(local.contract.lambda_runtimes), var.lambda_runtime)
+    error_message = "lambda_runtime must be one of ${join(", ", keys(local.contract.lambda_runtimes))}."
   }
 }
 

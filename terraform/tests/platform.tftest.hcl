@@ -106,8 +106,6 @@ run "snap_start_on_published_versions" {
   command = apply
 
   variables {
-    lambda_runtime = "python3.12"
-    build_dir      = "${var.build_dir}/py312"
     models = {
       iris          = { framework = "sklearn", snap_start = true }
       breast-cancer = { framework = "xgboost", provisioned_concurrency = 1 }
@@ -134,7 +132,9 @@ run "snap_start_on_python311_fails_at_plan" {
   command = plan
 
   variables {
-    models = { iris = { framework = "sklearn", snap_start = true } }
+    lambda_runtime = "python3.11"
+    build_dir      = "${var.build_dir}/py311"
+    models         = { iris = { framework = "sklearn", snap_start = true } }
   }
 
   expect_failures = [var.models]
@@ -144,9 +144,7 @@ run "snap_start_with_provisioned_concurrency_fails_at_plan" {
   command = plan
 
   variables {
-    lambda_runtime = "python3.12"
-    build_dir      = "${var.build_dir}/py312"
-    models         = { iris = { framework = "sklearn", snap_start = true, provisioned_concurrency = 1 } }
+    models = { iris = { framework = "sklearn", snap_start = true, provisioned_concurrency = 1 } }
   }
 
   expect_failures = [var.models]
@@ -156,7 +154,38 @@ run "layers_built_for_another_runtime_fail_at_plan" {
   command = plan
 
   variables {
-    lambda_runtime = "python3.12"
+    lambda_runtime = "python3.11"
+  }
+
+  expect_failures = [aws_lambda_layer_version.framework]
+}
+
+run "unknown_runtime_fails_at_plan" {
+  command = plan
+
+  variables {
+    lambda_runtime = "python3.10"
+  }
+
+  expect_failures = [var.lambda_runtime]
+}
+
+# Amazon Linux 2023 (python3.12) has glibc 2.34: a layer needing 2.35 would fail to import on Lambda.
+run "layers_needing_a_newer_glibc_than_the_runtime_os_fail_at_plan" {
+  command = plan
+
+  variables {
+    build_dir = "${var.build_dir}/glibc-too-new"
+  }
+
+  expect_failures = [aws_lambda_layer_version.framework]
+}
+
+run "layers_from_a_build_without_the_glibc_scan_fail_at_plan" {
+  command = plan
+
+  variables {
+    build_dir = "${var.build_dir}/unscanned"
   }
 
   expect_failures = [aws_lambda_layer_version.framework]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from model_registry.glibc import GlibcNeed, GlibcReport, GlibcVersion
 from model_registry.packaging import write_build_manifest
 from tests.helpers import REPO_ROOT
 
@@ -15,13 +16,22 @@ TERRAFORM_DIR = REPO_ROOT / "terraform"
 
 @pytest.fixture(scope="session")
 def placeholder_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny stand-ins for function.zip and the layers, for plans with a mocked provider."""
+    """Tiny stand-ins for function.zip and the layers, for plans with a mocked provider: built for the
+    default runtime (python3.12), and in sub-folders the builds the plan must refuse or accept."""
     folder = tmp_path_factory.mktemp("placeholder-build")
-    # py312/: the same, recorded as built for python3.12 (terraform/tests: SnapStart runs).
-    for target in (folder, folder / "py312"):
+    scanned = GlibcReport(objects=0, needs=())
+    too_new = GlibcReport(1, (GlibcNeed("python/numpy/_core/_multiarray_umath.so", GlibcVersion(2, 35)),))
+    builds = {
+        folder: ("python3.12", {"sklearn": scanned, "xgboost": scanned}),
+        folder / "py311": ("python3.11", {"sklearn": scanned, "xgboost": scanned}),
+        # a layer the build tooling never produces: Terraform is the second line of defence
+        folder / "glibc-too-new": ("python3.12", {"sklearn": too_new, "xgboost": scanned}),
+        folder / "unscanned": ("python3.12", {}),  # a build from before the glibc scan
+    }
+    for target, (runtime, reports) in builds.items():
         target.mkdir(exist_ok=True)
         for name in ("function", "layer-sklearn", "layer-xgboost"):
             with zipfile.ZipFile(target / f"{name}.zip", "w") as archive:
                 archive.writestr("placeholder.txt", name)
-    write_build_manifest(folder / "py312", "python3.12")
+        write_build_manifest(target, runtime, reports)
     return folder

@@ -26,13 +26,31 @@ def test_terraform_ignores_the_pinned_version_variable_named_in_the_contract() -
     assert f'environment[0].variables["{contract.ENV_MODEL_VERSION}"]' in endpoint
 
 
+def _variable_default(path: str, name: str) -> str:
+    text = (TERRAFORM / path).read_text()
+    block = text[text.index(f'variable "{name}"') :]
+    return re.search(r'default\s*=\s*"([^"]+)"', block).group(1)
+
+
 def test_terraform_and_the_build_agree_on_the_runtime() -> None:
-    """Terraform's default lambda_runtime is what the layers are built for by default, and Terraform reads
-    the runtime of a build from the manifest the build writes."""
-    variables = (TERRAFORM / "variables.tf").read_text()
-    block = variables[variables.index('variable "lambda_runtime"') :]
-    assert re.search(r'default\s*=\s*"([^"]+)"', block).group(1) == DEFAULT_RUNTIME
-    assert f'"${{local.build_dir}}/{BUILD_MANIFEST}"' in (TERRAFORM / "main.tf").read_text()
+    """Terraform's default lambda_runtime is the contract's, which the layers are built for by default,
+    and Terraform reads the runtime and glibc needs of a build from the manifest the build writes."""
+    assert DEFAULT_RUNTIME == contract.DEFAULT_LAMBDA_RUNTIME
+    assert _variable_default("variables.tf", "lambda_runtime") == contract.DEFAULT_LAMBDA_RUNTIME
+    assert (
+        _variable_default("modules/model_endpoint/variables.tf", "runtime") == contract.DEFAULT_LAMBDA_RUNTIME
+    )
+    root = (TERRAFORM / "main.tf").read_text()
+    assert f'"${{local.build_dir}}/{BUILD_MANIFEST}"' in root and "local.contract.lambda_runtimes" in root
+    assert (
+        "--runtime" not in (REPO_ROOT / "Makefile").read_text().split("LAMBDA_RUNTIME ?=")[1].splitlines()[0]
+    )
+
+
+def test_the_default_runtime_runs_on_an_os_with_snap_start_and_a_current_glibc() -> None:
+    facts = contract.lambda_runtime(contract.DEFAULT_LAMBDA_RUNTIME)
+    assert facts.os == "Amazon Linux 2023" and facts.glibc == "2.34" and facts.snap_start
+    assert contract.lambda_runtime("python3.11").glibc == "2.26"  # Amazon Linux 2
 
 
 def _route_matches(template: str, method: str, path: str) -> bool:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from model_registry import contract
+from model_registry.glibc import GlibcTooNew, GlibcVersion, required_glibc
 from model_registry.packaging import (
+    DEFAULT_RUNTIME,
     FRAMEWORKS,
     LAMBDA_UNZIPPED_LIMIT,
+    build_all,
     build_function,
     build_layer,
+    check_glibc,
     check_size,
+    read_build_manifest,
 )
 from tests.helpers import REPO_ROOT
 
@@ -45,3 +54,43 @@ def test_layers_fit_lambda_and_rezip_identically() -> None:
             assert not any(n.startswith("python/sklearn/") for n in names), (
                 "the XGBoost layer carries scikit-learn"
             )
+
+
+def test_layers_load_on_the_runtime_os_and_are_refused_for_amazon_linux_2() -> None:
+    """The build reads every shared object's glibc needs: they fit Amazon Linux 2023 (python3.12+), and
+    the same files are refused for python3.11, whose Amazon Linux 2 has glibc 2.26."""
+    out = REPO_ROOT / "build" / "lambda"
+    built = build_all(out, DEFAULT_RUNTIME, log=lambda m: None)
+    floor = GlibcVersion.parse(contract.lambda_runtime(DEFAULT_RUNTIME).glibc)
+    manifest = read_build_manifest(out)
+    assert manifest["runtime"] == DEFAULT_RUNTIME and manifest["os_glibc"] == str(floor)
+    for framework, report in built.glibc.items():
+        highest = report.highest
+        print(
+            f"{framework}: {report.objects} shared objects, newest glibc {highest.version} ({highest.path})"
+        )
+        assert report.objects >= 20 and highest.version <= floor
+        assert manifest["layers"][framework] == {
+            "shared_objects": report.objects,
+            "highest_glibc": str(highest.version),
+            "highest_glibc_object": highest.path,
+        }
+    with pytest.raises(GlibcTooNew, match=r"Amazon Linux 2, glibc 2\.26") as refused:
+        check_glibc(out / "layer-sklearn" / "python", "python3.11", "layer-sklearn")
+    assert any(n.path.startswith("numpy/") for n in refused.value.needs)
+    assert all(n.version > GlibcVersion(2, 26) for n in refused.value.needs)
+
+
+def test_a_build_for_python311_fails_at_the_build_not_on_lambda(tmp_path: Path) -> None:
+    """Only wheels for glibc 2.26 and older are allowed for Amazon Linux 2: the pinned numpy has none."""
+    with pytest.raises(RuntimeError, match=r"python3\.11, which runs on Amazon Linux 2 \(glibc 2\.26\)"):
+        build_layer("onnx", tmp_path, log=lambda m: None, runtime="python3.11")
+    assert not (tmp_path / "layer-onnx.zip").exists()
+
+
+def test_glibc_needs_are_read_from_elf_version_sections(tmp_path: Path) -> None:
+    needed = required_glibc(Path(sys.executable).resolve())  # this interpreter links against glibc
+    assert needed is not None and GlibcVersion(2, 2) < needed <= GlibcVersion(2, 99)
+    (tmp_path / "not-elf.so").write_bytes(b"#!/bin/sh\n")
+    assert required_glibc(tmp_path / "not-elf.so") is None
+    assert GlibcVersion.parse("GLIBC_2.2.5") == GlibcVersion(2, 2) < GlibcVersion.parse("2.17")

@@ -130,7 +130,7 @@ resource "aws_lambda_function" "this" {
     ignore_changes = [environment[0].variables["MODEL_VERSION"]]
 
     precondition {
-      condition     = !var.snap_start || var.runtime != "python3.11"
+      condition     = !var.snap_start || tonumber(split(".", var.runtime)[1]) >= 12
       error_message = "SnapStart for Python needs the python3.12 runtime or later (lambda_runtime)."
     }
     precondition {

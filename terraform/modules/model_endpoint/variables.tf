@@ -125,13 +125,13 @@ variable "handler" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime."
+  description = "Lambda Python runtime (python3.12 and later run on Amazon Linux 2023, python3.11 on Amazon Linux 2)."
   type        = string
-  default     = "python3.11"
+  default     = "python3.12"
 
   validation {
-    condition     = can(regex("^python3\\.(1[1-3])$", var.runtime))
-    error_message = "runtime must be python3.11, python3.12 or python3.13."
+    condition     = can(regex("^python3\\.1[1-9]$", var.runtime))
+    error_message = "runtime must be a Lambda Python runtime from python3.11 on."
   }
 }
 

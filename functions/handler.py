@@ -24,18 +24,20 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions import routes
 from model_registry import codecs, contract
-from model_registry.errors import InvalidInput, RegistryError
+from model_registry.errors import DependencyUnavailable, InvalidInput, RegistryError
 from model_registry.service import RegistryService
 from model_registry.serving import ModelServer, ServedModel, parse_pin, parse_version
 from model_registry.settings import Settings
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "model-serving"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ModelPlatform"))
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", contract.METRICS_SERVICE)
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", contract.METRICS_NAMESPACE)
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE)
 app = APIGatewayHttpResolver()
 
 
@@ -53,10 +55,17 @@ else:
 SETTINGS = Settings.from_env()
 MODEL_NAME = os.environ.get(contract.ENV_MODEL_NAME, "")
 SERVER = ModelServer(
-    RegistryService.from_settings(SETTINGS),
+    RegistryService.from_settings(SETTINGS, profile="serving"),
     MODEL_NAME,
     parse_pin(os.environ.get(contract.ENV_MODEL_VERSION)),
     cache_size=SETTINGS.cache_size,
+)
+# Which function version answers, and the model version it pins: every server error is counted under
+# both from init on, a 503 before any model loaded included, so a rollout's gate sees all of them.
+VERSION_DIMENSIONS = contract.version_dimensions(
+    MODEL_NAME,
+    str(SERVER.pin) if SERVER.pin else "latest",
+    os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
 )
 metrics.set_default_dimensions(model=MODEL_NAME)
 logger.append_keys(model_name=MODEL_NAME)
@@ -69,13 +78,19 @@ def _segment(name: str) -> AbstractContextManager[Any]:
 
 
 def _init() -> None:
-    """Load the pinned model during the init phase; on failure requests answer 503 and retry."""
+    """Load the pinned model during the init phase; on failure requests answer 503 and retry. Nothing
+    escapes: an exception here would fail the module import, and Lambda would answer every request with
+    Runtime.ImportModuleError instead of the documented 503."""
     start = time.perf_counter()
     try:
         with _segment("load_model"):
             served = SERVER.load_pinned()
     except RegistryError as exc:
         logger.error("model load failed at init", extra={"error": exc.message, "code": exc.code})
+        return
+    except Exception as exc:  # a bug or an unexpected library error: serve 503s, retry on requests
+        logger.exception("model load failed at init")
+        SERVER.load_failed(DependencyUnavailable(f"model load failed: {type(exc).__name__}"))
         return
     logger.info(
         "model loaded",
@@ -100,10 +115,19 @@ _pending_load_metric = SERVER.pinned is not None
 
 
 def _before_snapshot() -> None:
-    """SnapStart: the snapshot must hold the loaded model. Raising here fails the snapshot, and so the
-    version's publication, instead of snapshotting an environment that would answer 503."""
-    if MODEL_NAME and SERVER.pinned is None:
+    """SnapStart: the snapshot of a version pinned to a model version must hold that model. Raising here
+    fails the snapshot (the version goes Failed), instead of snapshotting an environment that would
+    answer 503. The version Terraform publishes before any model is registered pins ``latest``: its
+    snapshot is taken without a model, which then loads on the first request (and the first rollout
+    replaces that version anyway)."""
+    if not MODEL_NAME or SERVER.pinned is not None:
+        return
+    try:
         SERVER.load_pinned()
+    except RegistryError as exc:
+        if SERVER.pin is not None:
+            raise
+        logger.warning("snapshot taken without a model", extra={"error": exc.message, "code": exc.code})
 
 
 def _after_restore() -> None:
@@ -159,9 +183,21 @@ def _served(name: str, version: str | None) -> ServedModel:
 
 
 def _label(served: ServedModel) -> None:
-    """Name the version that answers in this request's log lines and metrics."""
+    """Name the model version that answers in this request's log lines."""
     logger.append_keys(model_version=served.version)
-    metrics.add_dimension("model_version", str(served.version))
+
+
+def _count_server_error() -> None:
+    """One server error of this function version, in its own EMF document: the per-request metrics keep
+    the model as their only dimension, so versions and error codes add no custom metrics."""
+    with single_metric(
+        name=contract.SERVER_ERRORS_METRIC,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=NAMESPACE,
+        default_dimensions=VERSION_DIMENSIONS,
+    ):
+        pass
 
 
 def _record_prediction(served: ServedModel, rows: int, start: float) -> None:
@@ -255,11 +291,12 @@ def v2_ready(name: str, version: str | None = None) -> Response:
 
 @app.exception_handler(RegistryError)
 def registry_error(exc: RegistryError) -> Response:
-    metrics.add_metric(f"Errors.{exc.code}", MetricUnit.Count, 1)
     metrics.add_metric("Errors", MetricUnit.Count, 1)
     if exc.status >= 500:
-        metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
+        _count_server_error()
         logger.warning("request failed", extra={"code": exc.code, "error": exc.message})
+    else:  # the code in the log, not in a metric name: one custom metric per error code would be billed
+        logger.info("request refused", extra={"code": exc.code, "status": exc.status})
     headers = {"Retry-After": "5"} if exc.status == 503 else None
     body: dict[str, Any] = {"error": exc.message, "code": exc.code}
     if exc.status == 503:
@@ -278,10 +315,9 @@ def not_found(exc: Exception) -> Response:
 @app.exception_handler(Exception)
 def unexpected_error(exc: Exception) -> Response:
     # A bug or a model that raised on valid input: answer, log the trace, keep the environment alive.
-    logger.exception("unhandled error")
+    logger.exception("unhandled error", extra={"code": "prediction_failed"})
     metrics.add_metric("Errors", MetricUnit.Count, 1)
-    metrics.add_metric("Errors.prediction_failed", MetricUnit.Count, 1)
-    metrics.add_metric("ServerErrors", MetricUnit.Count, 1)
+    _count_server_error()
     return Response(
         500,
         "application/json",
@@ -313,7 +349,7 @@ def _predict_fast(event: dict[str, Any]) -> dict[str, Any] | None:
     start = time.perf_counter()
     try:
         result = SERVER.predict(served, codecs.parse_json(event.get("body")), SETTINGS.max_batch_size)
-    except RegistryError:
+    except Exception:
         return None  # the resolver answers it again, with the documented error body and metrics
     version = str(served.version)
     _label(served)
@@ -332,4 +368,9 @@ def _predict_fast(event: dict[str, Any]) -> dict[str, Any] | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point (API Gateway HTTP API, payload format 2.0)."""
     # Requests are counted by AWS/Lambda Invocations (per version and alias); errors and predictions here.
-    return _predict_fast(event) or app.resolve(event, context)
+    fast = _predict_fast(event)
+    if fast is not None:
+        return fast
+    if contract.ACTIVATION_EVENT_KEY in event:  # a rollout re-activating this version: nothing to do
+        return {"activated": True, "function_version": VERSION_DIMENSIONS["function_version"]}
+    return app.resolve(event, context)

@@ -96,6 +96,14 @@ class ArtifactStore:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in {"NoSuchKey", "404"}:
                 raise DependencyUnavailable(f"artifact {key} is missing from s3://{self.bucket}") from exc
+            if code == "AccessDenied":
+                # Without s3:ListBucket (the function's role has none), S3 answers a missing object with
+                # 403 AccessDenied instead of 404 NoSuchKey
+                # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, "Permissions").
+                raise DependencyUnavailable(
+                    f"artifact {key} in s3://{self.bucket} is missing, or this role may not read it "
+                    "(AccessDenied: S3 reports a missing object so to a caller without s3:ListBucket)"
+                ) from exc
             raise DependencyUnavailable(f"artifact store error on {key}: {code}") from exc
         except BotoCoreError as exc:
             raise DependencyUnavailable(f"artifact store unreachable: {exc}") from exc

@@ -17,9 +17,14 @@ from botocore.config import Config
 
 from model_registry.settings import Settings
 
-# Short timeouts: a cold start facing a registry that hangs gives up in ~16 s (3 x 5 s) and answers 503,
-# instead of running into the function timeout.
+# Operators' tools (modelctl, registration): short timeouts, three attempts.
 RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+# The Lambda handler: its first call against a registry that hangs must give up inside Lambda's 10 s init
+# phase (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html), leaving room for
+# the imports (~1.5 s): 2 attempts x (1 s connect + 2 s read) + the standard mode's backoff (< 1 s) is
+# at most 7 s, after which init ends and requests answer 503 with Retry-After until the registry answers.
+SERVING_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1, read_timeout=2)
+CONFIGS = {"operator": RETRY_CONFIG, "serving": SERVING_CONFIG}
 
 _session_lock = threading.Lock()  # botocore sessions are not thread-safe while they create clients
 
@@ -30,17 +35,18 @@ def _session() -> botocore.session.Session:
 
 
 @cache
-def client(service: str, region: str, endpoint_url: str | None = None) -> Any:
-    """A cached botocore client; ``endpoint_url`` points at the local emulator when set."""
+def client(service: str, region: str, endpoint_url: str | None = None, profile: str = "operator") -> Any:
+    """A cached botocore client; ``endpoint_url`` points at the local emulator when set; ``profile``
+    picks the timeouts and retries (:data:`CONFIGS`)."""
     with _session_lock:
         return _session().create_client(
-            service, region_name=region, endpoint_url=endpoint_url, config=RETRY_CONFIG
+            service, region_name=region, endpoint_url=endpoint_url, config=CONFIGS[profile]
         )
 
 
-def client_for(service: str, settings: Settings) -> Any:
+def client_for(service: str, settings: Settings, profile: str = "operator") -> Any:
     """The cached client for ``service`` under ``settings``."""
-    return client(service, settings.region, settings.endpoint_url)
+    return client(service, settings.region, settings.endpoint_url, profile)
 
 
 def reset() -> None:

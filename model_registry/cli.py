@@ -336,6 +336,7 @@ def _rollouts() -> Any:
         aws.client_for("lambda", settings),
         settings.platform_name,
         aws.client_for("cloudwatch", settings),
+        say=_say,
     )
 
 
@@ -401,6 +402,20 @@ def cmd_status(args: argparse.Namespace) -> int:
         {"model": r["model"], "role": "-", "lambda_version": r["error"]} for r in reports if "error" in r
     ]
     print(_table(rows, ["model", "role", "lambda_version", "model_version", "weight", "requests", "errors"]))
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    deleted = _rollouts().prune(args.name, keep=args.keep, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    if args.json:
+        print(json.dumps({"model": args.name, "dry_run": args.dry_run, "versions": deleted}))
+    else:
+        _say(
+            f"{args.name}: {verb} Lambda versions {', '.join(deleted)}"
+            if deleted
+            else f"{args.name}: nothing to prune"
+        )
     return 0
 
 
@@ -478,6 +493,18 @@ def _add_rollout_commands(sub: Any) -> None:
     status = sub.add_parser("status", help="live versions, weights and recent traffic per model")
     status.add_argument("name", nargs="?")
     status.set_defaults(func=cmd_status)
+
+    prune = sub.add_parser(
+        "prune",
+        help="delete published Lambda versions that nothing needs any more",
+        description="Delete the model's published Lambda versions except those the live alias routes to, "
+        "the one a rollback would return to, those with provisioned concurrency and the --keep newest "
+        "(promote, rollback and full rollouts prune by themselves). Needs lambda:DeleteFunction.",
+    )
+    prune.add_argument("name")
+    prune.add_argument("--keep", type=int, default=3, help="newest versions kept besides those (default 3)")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    prune.set_defaults(func=cmd_prune)
 
     history = sub.add_parser("history", help="rollout events of a model, newest first")
     history.add_argument("name")

@@ -40,6 +40,26 @@ VERSION_HEADER: str = _CONTRACT["headers"]["model_version"]
 V2_HEADER_LENGTH: str = _CONTRACT["headers"]["v2_header_length"]
 # Function tag: the provisioned concurrency Terraform asks for; rollouts put it on the live versions.
 TAG_PROVISIONED_CONCURRENCY: str = _CONTRACT["tags"]["provisioned_concurrency"]
+# The handler's metrics (EMF): namespace and service, and the per-version server-error metric with the
+# exact dimension set the handler publishes it with and the rollout gate reads it by.
+METRICS_NAMESPACE: str = _CONTRACT["metrics"]["namespace"]
+METRICS_SERVICE: str = _CONTRACT["metrics"]["service"]
+SERVER_ERRORS_METRIC: str = _CONTRACT["metrics"]["server_errors"]
+VERSION_DIMENSIONS: list[str] = _CONTRACT["metrics"]["version_dimensions"]
+# An event with this key makes the handler answer at once: rollouts invoke an Inactive SnapStart version
+# with it to have Lambda re-create its snapshot (the invocation itself fails with SnapStartNotReady).
+ACTIVATION_EVENT_KEY: str = _CONTRACT["activation_event_key"]
+
+
+def version_dimensions(model_name: str, model_version: str, function_version: str) -> dict[str, str]:
+    """The dimensions of a function version's server-error metric."""
+    values = {
+        "model": model_name,
+        "model_version": model_version,
+        "function_version": function_version,
+        "service": METRICS_SERVICE,
+    }
+    return {name: values[name] for name in VERSION_DIMENSIONS}
 
 
 @dataclass(frozen=True)

@@ -47,13 +47,14 @@ class RegistryService:
         self.artifacts = artifacts
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> RegistryService:
-        """Build the service with cached boto3 clients for ``settings`` (default: from the environment)."""
+    def from_settings(cls, settings: Settings | None = None, profile: str = "operator") -> RegistryService:
+        """Build the service with cached clients for ``settings`` (default: from the environment) and the
+        timeouts of ``profile`` (``serving`` in the Lambda handler, see :mod:`model_registry.aws`)."""
         settings = settings or Settings.from_env()
         return cls(
             settings,
-            RegistryStore(settings.table_name, aws.client_for("dynamodb", settings)),
-            ArtifactStore(settings.bucket_name, aws.client_for("s3", settings)),
+            RegistryStore(settings.table_name, aws.client_for("dynamodb", settings, profile)),
+            ArtifactStore(settings.bucket_name, aws.client_for("s3", settings, profile)),
         )
 
     def register(

@@ -82,12 +82,16 @@ class ModelServer:
                 version = self.service.store.latest_version(self.model_name).version
             record, model, timings = self.service.load(self.model_name, version)
         except RegistryError as exc:
-            self.load_error = exc
-            self._failed_at = time.monotonic()
+            self.load_failed(exc)
             raise
         self.pinned = ServedModel(record, model, timings)
         self.load_error = None
         return self.pinned
+
+    def load_failed(self, error: RegistryError) -> None:
+        """Record a failed load of the pinned model: requests answer 503 and retry after a pause."""
+        self.load_error = error
+        self._failed_at = time.monotonic()
 
     def check_name(self, name: str) -> None:
         if name != self.model_name:

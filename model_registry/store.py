@@ -58,16 +58,32 @@ def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
+# Outcomes of conditional writes: the callers handle them (a lost race, a held lock).
+CONDITION_CODES = {
+    "ConditionalCheckFailedException",
+    "TransactionCanceledException",
+    "TransactionConflictException",
+}
+
+
 @contextmanager
 def _dependency(what: str) -> Iterator[None]:
-    """Turn transport failures and throttling into :class:`DependencyUnavailable`."""
+    """Turn every AWS failure but a failed condition into :class:`DependencyUnavailable` (503, retry):
+    throttling, a missing table, and also a denial (an IAM or KMS AccessDenied right after an apply,
+    while the role's policy propagates), which would otherwise escape a cold start and crash it."""
     try:
         yield
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
+        if code in CONDITION_CODES:
+            raise
         if code in RETRYABLE_CODES or code == "ResourceNotFoundException":
             raise DependencyUnavailable(f"model registry unavailable ({what}: {code}); retry later") from exc
-        raise
+        message = exc.response.get("Error", {}).get("Message", "")
+        raise DependencyUnavailable(
+            f"model registry refused the request ({what}: {code}: {message}); "
+            "check the caller's permissions; retry later"
+        ) from exc
     except BotoCoreError as exc:
         raise DependencyUnavailable(f"model registry unreachable ({what}: {exc}); retry later") from exc
 
@@ -350,8 +366,9 @@ class RolloutJournal:
             )
         return out
 
-    def acquire(self, model_name: str, owner: str, ttl_s: int = 900) -> None:
-        """Take the model's rollout lock or raise :class:`ConflictError` naming its holder."""
+    def acquire(self, model_name: str, owner: str, ttl_s: int = 300) -> None:
+        """Take the model's rollout lock for ``ttl_s`` seconds (renew it while working: :meth:`renew`), or
+        raise :class:`ConflictError` naming its holder. A lock past its expiry is taken over."""
         now = int(time.time())
         key = self._store._key(model_name, contract.SUMMARY_SORT_KEY)
         try:
@@ -379,6 +396,30 @@ class RolloutJournal:
         holder = (self._store._summary(model_name) or {}).get("rollout_lock") or {}
         if holder.get("owner") != owner:
             raise self._held(model_name)
+
+    def renew(self, model_name: str, owner: str, ttl_s: int = 300) -> bool:
+        """Extend the lock ``owner`` holds by ``ttl_s`` seconds from now; False if it is no longer theirs."""
+        try:
+            with _dependency("rollout lock renewal"):
+                self._ddb.update_item(
+                    TableName=self.table_name,
+                    Key=self._store._key(model_name, contract.SUMMARY_SORT_KEY),
+                    UpdateExpression="SET rollout_lock.expires_at = :expires",
+                    ConditionExpression="rollout_lock.#owner = :owner",
+                    ExpressionAttributeNames={"#owner": "owner"},
+                    ExpressionAttributeValues=_to_ddb(
+                        {":expires": int(time.time()) + ttl_s, ":owner": owner}
+                    ),
+                )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def holder(self, model_name: str) -> dict[str, Any]:
+        """The current lock (owner, expires_at, since), or an empty dict."""
+        return dict((self._store._summary(model_name) or {}).get("rollout_lock") or {})
 
     def _held(self, model_name: str) -> RegistryError:
         summary = self._store._summary(model_name)

@@ -115,8 +115,8 @@ module "model_endpoint" {
     (local.env.model_version)    = "latest" # replaced by the first rollout
     (local.env.allow_pickle)     = tostring(each.value.allow_pickle)
     (local.env.max_batch_size)   = tostring(each.value.max_batch_size)
-    POWERTOOLS_SERVICE_NAME      = "model-serving"
-    POWERTOOLS_METRICS_NAMESPACE = "ModelPlatform"
+    POWERTOOLS_SERVICE_NAME      = local.contract.metrics.service
+    POWERTOOLS_METRICS_NAMESPACE = local.contract.metrics.namespace
   }
 
   tags = { model = each.key }

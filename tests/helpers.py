@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,15 @@ from model_registry.local.emulator import Emulator
 from model_registry.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The trust policy of a Lambda execution role, as Terraform's model_endpoint module writes it.
+LAMBDA_TRUST_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}
+        ],
+    }
+)
 
 
 def create_registry(settings: Settings) -> None:

@@ -41,6 +41,10 @@ def _load_runtime_client_after_fork() -> None:
             recorded.append(args)
 
         def __getattr__(self, name: str) -> object:
+            # Only the client's own calls load it: code that walks sys.modules looking up other names
+            # (pickle.whichmodule, inspect) must not load it in the snapshot.
+            if name not in ("next", "post_invocation_result", "post_error"):
+                raise AttributeError(name)
             del sys.modules["runtime_client"]
             real = importlib.import_module("runtime_client")
             for args in recorded:

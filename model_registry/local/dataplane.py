@@ -35,6 +35,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from model_registry import contract
+from model_registry.glibc import GlibcTooNew
+from model_registry.local.aws_rules.control import AWS_SERVICE_HEADER, set_version_state
 from model_registry.local.emulator import DUMMY_CREDENTIALS
 from model_registry.local.events import (
     GATEWAY_TIMEOUT,
@@ -46,6 +48,7 @@ from model_registry.local.events import (
     map_result,
 )
 from model_registry.local.runtime import (
+    ON_DEMAND,
     ExecutionEnvironment,
     FunctionPool,
     Outcome,
@@ -56,7 +59,7 @@ from model_registry.local.runtime import (
     VersionSpec,
 )
 from model_registry.local.telemetry import Telemetry
-from model_registry.packaging import DEFAULT_RUNTIME
+from model_registry.packaging import check_glibc, install_runtime
 
 LOG = logging.getLogger("dataplane")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # HTTP API payload limit
@@ -126,7 +129,7 @@ class DataPlane:
         api_id: str,
         package_bucket: str,
         state_dir: Path,
-        runtime_paths: list[Path],
+        runtime_dir: Path,
         *,
         region: str = "us-east-1",
         default_concurrency: int = 4,
@@ -136,7 +139,7 @@ class DataPlane:
         self.api_id = api_id
         self.package_bucket = package_bucket
         self.state_dir = state_dir
-        self.runtime_paths = runtime_paths
+        self.runtime_dir = runtime_dir  # holds runtime-<runtime>/: what each Lambda runtime provides
         self.region = region
         self.default_concurrency = default_concurrency
         self.api_key = api_key
@@ -160,12 +163,21 @@ class DataPlane:
         self._apigw, self._lambda = client("apigatewayv2", control), client("lambda", control)
         self._s3 = client("s3")
         self._control_down_until = float("-inf")
-        self.telemetry = Telemetry(client("logs"), client("cloudwatch")).start()
+        # Lambda publishes AWS/Lambda metrics as the AWS service it is; so does the data plane, locally.
+        service_cloudwatch = client("cloudwatch")
+        service_cloudwatch.meta.events.register(
+            "before-sign.cloudwatch.PutMetricData",
+            lambda request, **_: request.headers.__setitem__(AWS_SERVICE_HEADER, "lambda"),
+        )
+        self.telemetry = Telemetry(client("logs"), client("cloudwatch"), service_cloudwatch).start()
         self._routes: tuple[float, list[Route]] = (0.0, [])
         self._aliases: dict[tuple[str, str], tuple[float, str, dict[str, float]]] = {}
         self._specs: dict[tuple[str, str], VersionSpec] = {}
         self._limits: dict[str, tuple[float, int]] = {}
         self._pools: dict[str, FunctionPool] = {}
+        self._runtimes: dict[str, list[Path]] = {}
+        self._os_refusals: dict[tuple[Path, str], dict[str, Any] | None] = {}
+        self._version_states: dict[tuple[str, str], str] = {}  # SnapStart versions, read by housekeeping
         self._lock = threading.Lock()
         self._package_lock = threading.Lock()
         self._base_env = {
@@ -311,7 +323,7 @@ class DataPlane:
             code_dir=code_dir,
             layer_dirs=tuple(layer_dirs),
             function_arn=config["FunctionArn"],
-            runtime=config.get("Runtime") or DEFAULT_RUNTIME,
+            runtime=config.get("Runtime") or contract.DEFAULT_LAMBDA_RUNTIME,
             snap_start=(config.get("SnapStart") or {}).get("OptimizationStatus") == "On",
         )
         self._specs[key] = spec
@@ -380,6 +392,15 @@ class DataPlane:
             return TOO_LARGE
         version = self.resolve_version(route.function_name, route.qualifier)
         outcome = self.invoke(route, version, event, request_id)
+        if outcome.kind not in ("result", "throttled"):
+            LOG.warning(
+                "%s:%s %s: %s: %s",
+                route.function_name,
+                version,
+                outcome.kind,
+                outcome.error.get("errorType", ""),
+                str(outcome.error.get("errorMessage", ""))[:500],
+            )
         if outcome.kind == "result":
             try:
                 result = map_result(outcome.result)
@@ -406,6 +427,11 @@ class DataPlane:
         """Run one invocation in an execution environment of ``version``; record its metrics."""
         function_name = route.function_name
         spec = self.spec(function_name, version)
+        refusal = self.os_refusal(spec) or (self._not_ready(spec) if spec.snap_start else None)
+        if refusal is not None:
+            failed = Outcome("init_error", error=refusal, version=version)
+            self._record(route, version, failed)
+            return failed
         pool = self._pool(function_name)
         try:
             environment, cold = pool.acquire(
@@ -418,14 +444,23 @@ class DataPlane:
         if environment is None:
             self._record(route, version, Outcome("throttled"))
             return Outcome("throttled", version=version)
+        timeout = min(spec.timeout_s, route.timeout_s)
         if cold:
             failed = environment.wait_ready()
+            if failed is not None and failed.kind == "init_timeout" and environment.init_type == ON_DEMAND:
+                # Lambda retries an init that overran its 10 s at the first invocation, within the
+                # function's timeout: init and invocation then share that budget.
+                self._report_init_failure(environment, failed)
+                environment = pool.replace(environment, self._new_environment(spec))
+                failed = environment.wait_ready(timeout)
+                timeout -= (failed.init_ms if failed else environment.init_ms or 0.0) / 1000
             if failed is not None:
+                self._report_init_failure(environment, failed)
                 pool.discard(environment)
+                failed.version = version
                 self._record(route, version, failed)
                 return failed
             self._report_cold_start(environment)
-        timeout = min(spec.timeout_s, route.timeout_s)
         context = {
             "function_name": function_name,
             "function_version": spec.version,
@@ -434,24 +469,62 @@ class DataPlane:
             "aws_request_id": request_id,
             "log_group_name": environment.log_group,
             "log_stream_name": environment.log_stream,
-            "remaining_ms": timeout * 1000,
         }
-        outcome = environment.invoke(event, context, timeout)
+        outcome = environment.invoke(event, context, max(timeout, 0.001))
         outcome.version = spec.version
         outcome.init_ms = environment.init_ms if cold else None
         pool.release(environment)
         self._record(route, spec.version, outcome)
         return outcome
 
-    def _new_environment(self, spec: VersionSpec) -> ExecutionEnvironment:
+    def runtime_paths(self, runtime: str) -> list[Path]:
+        """What the Lambda ``runtime`` itself puts on the path (boto3, awslambdaric), installed once."""
+        with self._lock:
+            if runtime not in self._runtimes:
+                self._runtimes[runtime] = [
+                    install_runtime(self.runtime_dir, runtime, log=LOG.info) / "python"
+                ]
+            return self._runtimes[runtime]
+
+    def os_refusal(self, spec: VersionSpec) -> dict[str, Any] | None:
+        """The import error Lambda would give for code or layers whose shared objects need a newer glibc
+        than the runtime's OS provides (this machine's would load them): None when they all load."""
+        packages = [(spec.code_dir, "the function code")]
+        packages += [(layer, f"layer {layer.name[:12]}") for layer in spec.layer_dirs]
+        for directory, what in packages:
+            key = (directory, spec.runtime)
+            if key not in self._os_refusals:
+                try:
+                    check_glibc(directory, spec.runtime, what)
+                    self._os_refusals[key] = None
+                except (GlibcTooNew, ValueError) as exc:
+                    self._os_refusals[key] = {
+                        "errorType": "Runtime.ImportModuleError",
+                        "errorMessage": f"Unable to import module '{spec.handler.rpartition('.')[0]}': {exc}",
+                    }
+            if self._os_refusals[key] is not None:
+                return self._os_refusals[key]
+        return None
+
+    def _new_environment(self, spec: VersionSpec, *, provisioned: bool = False) -> ExecutionEnvironment:
         if spec.snap_start:  # SnapStart: restore from the version's snapshot instead of running init
             return self._pool(spec.function_name).snapshot(spec, self._take_snapshot).restore()
-        return ExecutionEnvironment(spec, self._base_env, self.runtime_paths, self.telemetry.log)
+        return ExecutionEnvironment(
+            spec,
+            self._base_env,
+            self.runtime_paths(spec.runtime),
+            self.telemetry.log,
+            provisioned=provisioned,
+        )
 
     def _take_snapshot(self, spec: VersionSpec) -> Snapshot:
-        snapshot = Snapshot(spec, self._base_env, self.runtime_paths, self.telemetry.log)
+        refusal = self.os_refusal(spec)
+        if refusal is not None:
+            raise SnapshotFailed(refusal)
+        snapshot = Snapshot(spec, self._base_env, self.runtime_paths(spec.runtime), self.telemetry.log)
         failed = snapshot.wait_ready()
         if failed is not None:
+            self._report_init_failure(snapshot, failed)
             raise SnapshotFailed(failed.error)
         self._report_cold_start(snapshot)
         return snapshot
@@ -462,15 +535,30 @@ class DataPlane:
         line = f"{kind.upper()}_REPORT {kind} Duration: {environment.init_ms or 0.0:.2f} ms"
         self.telemetry.log(environment.log_group, environment.log_stream, line)
 
+    def _report_init_failure(self, environment: ExecutionEnvironment, failed: Outcome) -> None:
+        status = "timeout" if failed.kind == "init_timeout" else "error"
+        error = f"\tError Type: {failed.error.get('errorType', '')}" if status == "error" else ""
+        line = (
+            f"INIT_REPORT Init Duration: {failed.init_ms or 0.0:.2f} ms\tPhase: init\tStatus: {status}{error}"
+        )
+        self.telemetry.log(environment.log_group, environment.log_stream, line)
+
     def snapshot_pids(self, function_name: str) -> dict[str, int]:
         """Process ids of a function's SnapStart snapshots, per version."""
         return self._pool(function_name).snapshot_pids()
 
     def _record(self, route: Route, version: str, outcome: Outcome) -> None:
+        """AWS/Lambda metrics for one invocation, with exactly the dimension sets Lambda publishes: all
+        functions (none), ``FunctionName``, ``FunctionName`` + ``Resource`` (the qualifier invoked), and for
+        an alias also ``ExecutedVersion`` (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html;
+        "ExecutedVersion ... only applies to alias invocations")."""
         name = route.function_name
-        dimension_sets = [{"FunctionName": name}, {"FunctionName": name, "ExecutedVersion": version}]
-        if route.qualifier:
-            dimension_sets.append({"FunctionName": name, "Resource": f"{name}:{route.qualifier}"})
+        dimension_sets: list[dict[str, str]] = [{}, {"FunctionName": name}]
+        if route.qualifier and route.qualifier != "$LATEST":
+            resource = {"FunctionName": name, "Resource": f"{name}:{route.qualifier}"}
+            dimension_sets.append(resource)
+            if not route.qualifier.isdigit() and version:
+                dimension_sets.append({**resource, "ExecutedVersion": version})
         for dimensions in dimension_sets:
             if outcome.kind == "throttled":
                 self.telemetry.metric("AWS/Lambda", "Throttles", 1, "Count", dimensions)
@@ -506,7 +594,7 @@ class DataPlane:
                 spec = self.spec(function_name, version)
                 limit = self.concurrency_limit(function_name)
                 for _ in range(missing):
-                    environment = self._new_environment(spec)
+                    environment = self._new_environment(spec, provisioned=True)
                     if environment.wait_ready() is not None or not pool.add_provisioned(environment, limit):
                         break
                     started.setdefault(function_name, {}).setdefault(version, 0)
@@ -514,26 +602,94 @@ class DataPlane:
         return started
 
     def prepare_snapshots(self) -> list[tuple[str, str]]:
-        """Take the snapshots of SnapStart versions the aliases route to, ahead of their traffic (Lambda
-        takes one when a version is published). Returns the (function, version) pairs snapshotted now."""
+        """Do what Lambda does for SnapStart versions: take the snapshot of every ``Pending`` version (a
+        published one, or an ``Inactive`` one being re-activated) and report it ``Active`` or ``Failed``;
+        drop the snapshot of an ``Inactive`` version; keep one for every ``Active`` version an alias
+        routes to. Returns the (function, version) pairs snapshotted now."""
         taken = []
-        aliases = {
-            (r.function_name, r.qualifier)
-            for r in self.routes()
-            if r.qualifier and not r.qualifier.isdigit() and r.qualifier != "$LATEST"
-        }
-        for function_name, qualifier in sorted(aliases):
+        for function_name in sorted({r.function_name for r in self.routes()}):
             try:
-                version, weights = self._alias(function_name, qualifier)
-                pool = self._pool(function_name)
-                for candidate in sorted({version, *weights}):
-                    spec = self.spec(function_name, candidate)
-                    if spec.snap_start and candidate not in pool.snapshot_pids():
-                        pool.snapshot(spec, self._take_snapshot)
-                        taken.append((function_name, candidate))
-            except (BotoCoreError, ClientError, SnapshotFailed) as exc:
-                LOG.warning("snapshot of %s:%s not taken: %s", function_name, qualifier, exc)
+                states = self._snap_start_states(function_name)
+                routed = self._routed_versions(function_name)
+            except (BotoCoreError, ClientError) as exc:
+                LOG.warning("SnapStart versions of %s not read: %s", function_name, exc)
+                continue
+            pool = self._pool(function_name)
+            for version, state in sorted(states.items()):
+                if state == "Inactive":
+                    pool.drop_snapshot(version)
+                    continue
+                wanted = state == "Pending" or (state == "Active" and version in routed)
+                if not wanted or version in pool.snapshot_pids():
+                    continue
+                try:
+                    pool.snapshot(self.spec(function_name, version), self._take_snapshot)
+                except SnapshotFailed as exc:
+                    LOG.warning("snapshot of %s:%s failed: %s", function_name, version, exc)
+                    if state == "Pending":
+                        reason = f"The snapshot could not be taken: {exc}"[:1000]
+                        self._set_state(
+                            function_name, version, "Failed", reason, "FunctionError.RuntimeInitError"
+                        )
+                    continue
+                except (BotoCoreError, ClientError) as exc:
+                    LOG.warning("snapshot of %s:%s not taken: %s", function_name, version, exc)
+                    continue
+                if state == "Pending":
+                    self._set_state(function_name, version, "Active")
+                taken.append((function_name, version))
         return taken
+
+    def _snap_start_states(self, function_name: str) -> dict[str, str]:
+        """State of each published SnapStart version of a function (remembered for the request path)."""
+        states = {}
+        for page in self._lambda.get_paginator("list_versions_by_function").paginate(
+            FunctionName=function_name
+        ):
+            for config in page["Versions"]:
+                if (
+                    config["Version"] != "$LATEST"
+                    and (config.get("SnapStart") or {}).get("OptimizationStatus") == "On"
+                ):
+                    states[config["Version"]] = config.get("State", "Active")
+        for version, state in states.items():
+            self._version_states[(function_name, version)] = state
+        return states
+
+    def _routed_versions(self, function_name: str) -> set[str]:
+        versions: set[str] = set()
+        for route in self.routes():
+            if route.function_name == function_name and route.qualifier and not route.qualifier.isdigit():
+                version, weights = self._alias(function_name, route.qualifier)
+                versions |= {version, *weights}
+        return versions
+
+    def _set_state(
+        self, function_name: str, version: str, state: str, reason: str = "", code: str = ""
+    ) -> None:
+        set_version_state(self.emulator_url, function_name, version, state, reason, code, region=self.region)
+        self._version_states[(function_name, version)] = state
+
+    def _not_ready(self, spec: VersionSpec) -> dict[str, Any] | None:
+        """Lambda does not run a version that is not Active: an Inactive SnapStart version fails with
+        SnapStartNotReadyException and is re-activated (Pending until its snapshot is taken again)
+        (https://docs.aws.amazon.com/lambda/latest/dg/snapstart-troubleshooting.html)."""
+        state = self._version_states.get(spec.key, "Active")
+        if state == "Active":
+            return None
+        if state == "Inactive":
+            self._set_state(
+                spec.function_name, spec.version, "Pending", "Lambda is restoring the snapshot", "Restoring"
+            )
+            return {
+                "errorType": "SnapStartNotReadyException",
+                "errorMessage": "Lambda is initializing your function. It will be ready to invoke once your "
+                "function state becomes ACTIVE.",
+            }
+        return {
+            "errorType": "ResourceConflictException",
+            "errorMessage": f"The function is currently in the following state: {state}",
+        }
 
     def provisioned_pids(self, function_name: str) -> dict[str, list[int]]:
         """Process ids of a function's provisioned environments, per version."""

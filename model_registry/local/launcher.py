@@ -118,7 +118,8 @@ def local_platform(
     for name in ("function.zip", *(f"layer-{f}.zip" for f in FRAMEWORKS)):
         if not (build_dir / name).exists():
             raise FileNotFoundError(f"{build_dir / name} is missing: run `make build` first")
-    runtime = install_runtime(build_dir, log=lambda m: say(f"installing the local Lambda runtime: {m}"))
+    runtime = build_runtime(build_dir)  # what the layers were built for
+    install_runtime(build_dir, runtime, log=lambda m: say(f"installing the local Lambda runtime: {m}"))
     log_handler = logging.FileHandler(state_dir / "dataplane.log")
     log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.getLogger("dataplane").addHandler(log_handler)
@@ -129,7 +130,7 @@ def local_platform(
         variables = {
             "build_dir": str(build_dir.resolve()),
             "authorization_type": "NONE",
-            "lambda_runtime": build_runtime(build_dir),  # what the layers were built for
+            "lambda_runtime": runtime,
         }
         deployment = Deployment(
             "local",
@@ -152,7 +153,7 @@ def local_platform(
             outputs["api_id"],
             outputs["bucket_name"],
             state_dir,
-            [runtime / "python"],
+            build_dir,
             api_key=api_key,
         )
         server = DataPlaneServer(plane, port=port).start()

@@ -1,7 +1,10 @@
-"""Local Lambda execution environments: one worker process per environment, one request at a time.
+"""Local Lambda execution environments: one process per environment, one request at a time.
 
-Environments are created up to the function's concurrency limit, reused when idle, and replaced
-when they crash or time out, like Lambda's.
+Each environment's process runs the AWS Lambda runtime interface client (awslambdaric, see
+bootstrap.py) against a Lambda Runtime API of its own (runtime_api.py): handler import, init errors,
+events, responses and function errors go through Lambda's own protocol and client. Environments are
+created up to the function's concurrency limit, reused when idle, and replaced when they crash or
+time out, like Lambda's; init is held to Lambda's limits.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import os
 import re
 import shutil
@@ -24,14 +28,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model_registry.local.worker import receive, send
-from model_registry.packaging import DEFAULT_RUNTIME
+from model_registry import contract
+from model_registry.local.runtime_api import Invocation, RestoreRequest, RuntimeApi
 
-WORKER = Path(__file__).with_name("worker.py")
-INIT_TIMEOUT_S = (
-    60.0  # Lambda allows 10 s of init outside provisioned concurrency; model loads here are slower
-)
+BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
+# "The Init phase is limited to 10 seconds. If all three tasks do not complete within 10 seconds, Lambda
+# retries the Init phase at the time of the first function invocation with the configured function
+# timeout." The limit does not apply to provisioned concurrency or SnapStart, whose init may run for
+# 130 seconds or the function timeout, whichever is higher
+# (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html).
+INIT_TIMEOUT_S = 10.0
+PREPARED_INIT_FLOOR_S = 130.0
+# After-restore hooks running longer than 10 s time the restore out (SnapStartTimeoutException,
+# https://docs.aws.amazon.com/lambda/latest/dg/snapstart-troubleshooting.html).
+RESTORE_TIMEOUT_S = 10.0
 LogSink = Callable[[str, str, str], None]  # (log group, log stream, line)
+ON_DEMAND, PROVISIONED, SNAP_START = "on-demand", "provisioned-concurrency", "snap-start"
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,7 @@ class VersionSpec:
     code_dir: Path
     layer_dirs: tuple[Path, ...]
     function_arn: str
-    runtime: str = DEFAULT_RUNTIME
+    runtime: str = contract.DEFAULT_LAMBDA_RUNTIME
     snap_start: bool = False  # SnapStart is on for this (published) version: restore, don't init
 
     @property
@@ -113,9 +125,9 @@ def _runs_as(interpreter: str, version: tuple[int, int]) -> bool:
 
 @dataclass
 class Outcome:
-    """How one invocation ended."""
+    """How one invocation (or an init) ended."""
 
-    kind: str  # result | error | timeout | crash | init_error | throttled
+    kind: str  # result | error | timeout | crash | init_error | init_timeout | throttled
     result: Any = None
     error: dict[str, Any] = field(default_factory=dict)
     duration_ms: float = 0.0
@@ -123,10 +135,15 @@ class Outcome:
     version: str = ""
 
 
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
 class ExecutionEnvironment:
-    """One worker process running one function version."""
+    """One process running one function version, served by its own Runtime API."""
 
     _ids = itertools.count(1)
+    init_type = ON_DEMAND
 
     def __init__(
         self,
@@ -135,18 +152,20 @@ class ExecutionEnvironment:
         runtime_paths: list[Path],
         sink: LogSink,
         *,
-        snapshot: bool = False,
+        provisioned: bool = False,
     ):
         self.spec = spec
+        if provisioned:
+            self.init_type = PROVISIONED
         interpreter = interpreter_for(spec.runtime)
         self.id = uuid.uuid4().hex[:12]
-        day = time.strftime("%Y/%m/%d", time.gmtime())
         self.log_group = f"/aws/lambda/{spec.function_name}"
-        self.log_stream = f"{day}/[{spec.version}]{self.id}"
+        self.log_stream = self._stream_name()
         self._sink = sink
-        parent, child = socket.socketpair()
-        self._sock = parent
-        paths = [spec.code_dir, *(d / "python" for d in spec.layer_dirs), *runtime_paths]
+        self.api = RuntimeApi()
+        paths = [
+            p.resolve() for p in (spec.code_dir, *(d / "python" for d in spec.layer_dirs), *runtime_paths)
+        ]
         env = {
             **base_env,
             **spec.environment,
@@ -155,24 +174,23 @@ class ExecutionEnvironment:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
+            "AWS_LAMBDA_RUNTIME_API": self.api.address,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": self.init_type,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             "_HANDLER": spec.handler,
-            "_LOCAL_LAMBDA_FD": str(child.fileno()),
             "_LOCAL_LAMBDA_PATH": os.pathsep.join(str(p) for p in paths),
         }
-        if snapshot:
+        if self.init_type == SNAP_START:
             env["_LOCAL_LAMBDA_SNAPSHOT"] = "1"
-            env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
             # Restores are fork()s, which keep only the calling thread: an OpenMP pool started during
             # init (XGBoost starts one) would be missing in the restored process, whose first parallel
             # region would then hang. One OpenMP thread means no pool.
             env["OMP_NUM_THREADS"] = "1"
         self.started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [interpreter, "-S", "-u", str(WORKER)],
+        self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [interpreter, "-S", "-u", str(BOOTSTRAP)],
             env=env,
-            pass_fds=[child.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -180,174 +198,278 @@ class ExecutionEnvironment:
             start_new_session=True,
         )
         # No PR_SET_PDEATHSIG here: it fires when the *thread* that started the child ends (each HTTP
-        # connection has its own). A worker exits by itself when its socket closes, so it cannot outlive us.
-        child.close()
+        # connection has its own). The runtime exits by itself when its Runtime API goes away.
         assert self.process.stdout is not None
-        self._log_source = self.process.stdout
-        self._reader = threading.Thread(target=self._forward_logs, daemon=True)
-        self._reader.start()
+        reader = threading.Thread(target=self._forward, args=(self.process.stdout,), daemon=True)
+        reader.start()
         self.init_ms: float | None = None
         self.idle_since = time.monotonic()
         self.ready = False
-        self.provisioned = False  # kept initialised for its version's provisioned concurrency
+        self.provisioned = provisioned  # kept initialised for its version's provisioned concurrency
 
-    _FAILURE = {"errorType": "Runtime.InitError", "errorMessage": "init failed"}
+    def _stream_name(self) -> str:
+        return f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{self.spec.version}]{self.id}"
 
-    def _forward_logs(self) -> None:
-        with self._log_source:
-            for raw in self._log_source:
-                self._sink(self.log_group, self.log_stream, raw.decode("utf-8", "replace").rstrip("\n"))
+    def _forward(self, source: Any) -> None:
+        with source:
+            for raw in source:
+                self._log(raw.decode("utf-8", "replace").rstrip("\n"))
 
-    def wait_ready(self) -> Outcome | None:
+    def _log(self, line: str) -> None:
+        self._sink(self.log_group, self.log_stream, line)
+
+    # ------------------------------------------------------------------ init
+
+    def init_timeout_s(self) -> float:
+        """Lambda's limit on this environment's init phase."""
+        if self.init_type == ON_DEMAND:
+            return INIT_TIMEOUT_S
+        return max(PREPARED_INIT_FLOOR_S, self.spec.timeout_s)
+
+    def wait_ready(self, timeout_s: float | None = None) -> Outcome | None:
         """Wait for init (or a restore) to finish; an Outcome on failure, None when ready."""
-        self._sock.settimeout(INIT_TIMEOUT_S)
-        try:
-            message = receive(self._sock)
-        except (TimeoutError, OSError):
-            message = None
-        if message is None or message.get("type") != "ready":
-            self.stop()
-            return Outcome("init_error", error=message or dict(self._FAILURE))
-        self._on_ready(message)
-        self.init_ms = (time.perf_counter() - self.started) * 1000  # as the caller waits, process start too
-        self.ready = True
-        return None
+        limit = self.init_timeout_s() if timeout_s is None else timeout_s
+        done = self.api.wait(lambda: self.api.ready or self._failure() is not None, limit, self._running)
+        failure = self._failure()
+        if done and failure is None:
+            self.init_ms = _ms(self.started)  # as the caller waits: process start too
+            self.ready = True
+            return None
+        elapsed = _ms(self.started)
+        exited = self._exited()
+        self.stop()
+        if failure is not None:
+            return Outcome("init_error", error=failure, init_ms=elapsed)
+        if exited:
+            return Outcome(
+                "init_error",
+                error={"errorType": "Runtime.ExitError", "errorMessage": "the runtime exited during init"},
+                init_ms=elapsed,
+            )
+        return Outcome(
+            "init_timeout",
+            error={"errorType": "Runtime.InitTimeout", "errorMessage": f"init exceeded {limit:.0f} s"},
+            init_ms=elapsed,
+        )
 
-    def _on_ready(self, message: dict[str, Any]) -> None:
-        """What the ready message tells beyond readiness (a restored environment: its pid)."""
+    def _failure(self) -> dict[str, Any] | None:
+        return self.api.init_error
+
+    def _running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _exited(self) -> bool:
+        return not self._running()
+
+    # ------------------------------------------------------------------ invocations
 
     def invoke(self, event: dict[str, Any], context: dict[str, Any], timeout_s: float) -> Outcome:
-        """Run one invocation; kill the environment if it overruns ``timeout_s`` or dies."""
+        """Run one invocation; stop the environment if it overruns ``timeout_s`` or dies."""
+        request_id = context["aws_request_id"]
+        invocation = Invocation(
+            event=json.dumps(event).encode(),
+            deadline_ms=int((time.time() + timeout_s) * 1000),
+            invoked_function_arn=context["invoked_function_arn"],
+            request_id=request_id,
+        )
+        self._log(f"START RequestId: {request_id} Version: {self.spec.version}")
         start = time.perf_counter()
-        try:
-            self._sock.settimeout(timeout_s)
-            send(self._sock, {"event": event, "context": context})
-            message = receive(self._sock)
-        except TimeoutError:
+        self.api.submit(invocation)
+        self.api.wait(invocation.done.is_set, timeout_s, self._running)
+        duration = _ms(start)
+        outcome = self._outcome(invocation, duration, timeout_s)
+        self._log(f"END RequestId: {request_id}")
+        self._log(
+            f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
+            f"Memory Size: {self.spec.memory_mb} MB"
+            + (f"\tStatus: {outcome.kind}" if outcome.kind in ("timeout", "crash") else "")
+        )
+        return outcome
+
+    def _outcome(self, invocation: Invocation, duration: float, timeout_s: float) -> Outcome:
+        if invocation.done.is_set():
+            if invocation.error is not None:
+                return Outcome("error", error=invocation.error, duration_ms=duration)
+            try:
+                return Outcome(
+                    "result", result=json.loads(invocation.response or b"null"), duration_ms=duration
+                )
+            except ValueError:
+                error = {"errorType": "Runtime.InvalidResponse", "errorMessage": "response is not JSON"}
+                return Outcome("error", error=error, duration_ms=duration)
+        if self._running():
             self.stop()
             return Outcome(
                 "timeout",
-                duration_ms=(time.perf_counter() - start) * 1000,
+                duration_ms=duration,
                 error={
                     "errorType": "Sandbox.Timedout",
                     "errorMessage": f"Task timed out after {timeout_s:.2f} seconds",
                 },
             )
-        except OSError:
-            message = None
-        if message is None:
-            code = self._exit_code()
-            self.stop()
-            return Outcome(
-                "crash",
-                duration_ms=(time.perf_counter() - start) * 1000,
-                error={
-                    "errorType": "Runtime.ExitError",
-                    "errorMessage": f"RequestId: {context['aws_request_id']} Error: "
-                    f"Runtime exited with error: exit status {code}",
-                },
-            )
-        if message["type"] == "result":
-            return Outcome("result", result=message["result"], duration_ms=message["duration_ms"])
-        return Outcome("error", error=message, duration_ms=message.get("duration_ms", 0.0))
+        code = self._exit_code()
+        self.stop()
+        return Outcome(
+            "crash",
+            duration_ms=duration,
+            error={
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId: {invocation.request_id} Error: Runtime exited with error: "
+                f"exit status {code}",
+            },
+        )
 
     def _exit_code(self) -> int | str:
+        assert self.process is not None
         return self.process.wait(timeout=5) if self.process.poll() is None else self.process.returncode
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        return self.process.pid if self.process is not None else 0
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self._running()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        self._sock.close()
+        self.api.close()
 
 
 class Snapshot(ExecutionEnvironment):
-    """A SnapStart snapshot of one published version: a worker that ran init and the before-snapshot
-    hooks, and forks a :class:`RestoredEnvironment` for each cold start instead of serving itself."""
+    """A SnapStart snapshot of one published version: a process that ran init and the before-snapshot
+    hooks and then, for each cold start, forks a :class:`RestoredEnvironment` instead of serving."""
+
+    init_type = SNAP_START
 
     def __init__(self, spec: VersionSpec, base_env: dict[str, str], runtime_paths: list[Path], sink: LogSink):
-        super().__init__(spec, base_env, runtime_paths, sink, snapshot=True)
+        super().__init__(spec, base_env, runtime_paths, sink)
         self.log_stream = self.log_stream.replace("]", "]snapshot-", 1)
-        self._restore_lock = threading.Lock()
 
     def restore(self) -> RestoredEnvironment:
-        """A new execution environment forked from this snapshot; call its ``wait_ready``."""
+        """A new execution environment resumed from this snapshot; call its ``wait_ready``."""
+        if not self.alive:
+            raise SnapshotFailed(
+                {"errorType": "Runtime.RestoreError", "errorMessage": "snapshot unavailable: it stopped"}
+            )
         return RestoredEnvironment(self)
 
 
+class _LogReceiver:
+    """A socket a restored environment connects its stdout and stderr to (a fork cannot be handed a
+    new pipe); each line goes to the environment's log stream."""
+
+    def __init__(self, forward: Callable[[str], None]) -> None:
+        self._forward = forward
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.25)
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._closed = False
+        threading.Thread(target=self._run, daemon=True, name="restore-logs").start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with connection, connection.makefile("rb") as lines:
+                for raw in lines:
+                    self._forward(raw.decode("utf-8", "replace").rstrip("\n"))
+            return
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+
 class RestoredEnvironment(ExecutionEnvironment):
-    """An execution environment forked from a :class:`Snapshot`; its process is the snapshot's child."""
+    """An execution environment resumed from a :class:`Snapshot`: the snapshot forks its process."""
+
+    init_type = SNAP_START
 
     def __init__(self, snapshot: Snapshot):  # starts no process: the snapshot forks it
         self.spec = snapshot.spec
         self.id = uuid.uuid4().hex[:12]
         self.log_group = snapshot.log_group
-        self.log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{self.spec.version}]{self.id}"
+        self.log_stream = self._stream_name()
         self._sink = snapshot._sink
+        self._snapshot = snapshot
+        self.process = None
         self.started = time.perf_counter()
-        self._sock, child = socket.socketpair()
-        read_fd, write_fd = os.pipe()
-        try:
-            with snapshot._restore_lock:
-                socket.send_fds(snapshot._sock, [b"r"], [child.fileno(), write_fd])
-        except OSError as exc:  # the snapshot died since it was looked up
-            self._sock.close()
-            os.close(read_fd)
-            raise SnapshotFailed(
-                {"errorType": "Runtime.RestoreError", "errorMessage": f"snapshot unavailable: {exc}"}
-            ) from exc
-        finally:
-            child.close()
-            os.close(write_fd)
-        self._log_source = os.fdopen(read_fd, "rb")
-        self._pid: int | None = None
-        self._reader = threading.Thread(target=self._forward_logs, daemon=True)
-        self._reader.start()
+        self.api = RuntimeApi()
+        self._logs = _LogReceiver(self._log)
+        request = RestoreRequest(self.api.address, self._logs.address)
+        self._restore_id = request.restore_id
+        snapshot.api.request_restore(request)
         self.init_ms: float | None = None
         self.idle_since = time.monotonic()
         self.ready = False
         self.provisioned = False
 
-    _FAILURE = {"errorType": "Runtime.RestoreError", "errorMessage": "restore failed"}
+    def init_timeout_s(self) -> float:
+        return RESTORE_TIMEOUT_S
 
-    def _on_ready(self, message: dict[str, Any]) -> None:
-        self._pid = int(message["pid"])  # init_ms then covers the fork and the after-restore hooks
+    def wait_ready(self, timeout_s: float | None = None) -> Outcome | None:
+        failed = super().wait_ready(timeout_s)
+        if failed is None:  # ready also needs the pid, which the snapshot reports right after the fork
+            self._snapshot.api.wait(
+                lambda: self._pid is not None, RESTORE_TIMEOUT_S, lambda: self._snapshot.alive
+            )
+            if self._pid is None:
+                self.stop()
+                return Outcome(
+                    "init_error", error={"errorType": "Runtime.RestoreError", "errorMessage": "no pid"}
+                )
+        elif failed.kind == "init_timeout":
+            failed.error = {
+                "errorType": "Lambda.SnapStartTimeoutException",
+                "errorMessage": f"the restore did not finish within {RESTORE_TIMEOUT_S:.0f} s",
+            }
+        return failed
+
+    def _failure(self) -> dict[str, Any] | None:
+        if self.api.restore_error is not None:
+            return {**self.api.restore_error, "errorType": "Runtime.RestoreError"}
+        return self.api.init_error
+
+    @property
+    def _pid(self) -> int | None:
+        return self._snapshot.api.restored_pids.get(self._restore_id)
+
+    def _running(self) -> bool:
+        pid = self._pid
+        if pid is None:
+            return self._snapshot.alive  # not forked yet: alive while the snapshot can still fork it
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     def _exit_code(self) -> int | str:
         return "unknown (a restored environment is the snapshot's child)"
 
     @property
     def pid(self) -> int:
-        """The process id, or 0 until the restored process has reported it."""
+        """The process id, or 0 until the snapshot has reported it."""
         return self._pid or 0
 
-    @property
-    def alive(self) -> bool:
-        if self._pid is None:
-            return False
-        try:
-            os.kill(self._pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
     def stop(self) -> None:
-        if self._pid is not None:
+        pid = self._pid
+        if pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGKILL)
             deadline = time.monotonic() + 5  # its parent (the snapshot) reaps it; wait until it is gone
-            while self.alive and time.monotonic() < deadline:
+            while self._running() and time.monotonic() < deadline:
                 time.sleep(0.01)
-        self._sock.close()
+        self.api.close()
+        self._logs.close()
 
 
 class FunctionPool:
@@ -376,6 +498,13 @@ class FunctionPool:
             with self._lock:
                 self._snapshots[spec.version] = taken
             return taken
+
+    def drop_snapshot(self, version: str) -> None:
+        """Stop and forget a version's snapshot (its version went Inactive, or was deleted)."""
+        with self._lock:
+            snapshot = self._snapshots.pop(version, None)
+        if snapshot is not None:
+            snapshot.stop()
 
     def _idle_count(self) -> int:
         return sum(len(v) for v in self._idle.values())
@@ -420,6 +549,13 @@ class FunctionPool:
                 self._idle.setdefault(environment.spec.version, []).append(environment)
             else:
                 self._members.discard(environment)
+
+    def replace(self, old: ExecutionEnvironment, new: ExecutionEnvironment) -> ExecutionEnvironment:
+        """Put ``new`` in the place of ``old`` (an environment whose init was cut and is re-run)."""
+        with self._lock:
+            self._members.discard(old)
+            self._members.add(new)
+        return new
 
     def discard(self, environment: ExecutionEnvironment) -> None:
         """Count an environment that failed to start as no longer busy."""

@@ -105,11 +105,17 @@ class RuntimeApi:
             self._state.notify_all()
 
     def close(self) -> None:
-        """Stop serving; a runtime still waiting for work gets its connection closed."""
+        """Stop serving (without waiting for the server loop); a runtime still waiting for work gets its
+        connection closed."""
+        if self.closed:
+            return
         self.closed = True
+        self._notify()
+        threading.Thread(target=self._shutdown, daemon=True, name="runtime-api-close").start()
+
+    def _shutdown(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-        self._notify()
 
     # ------------------------------------------------------------------ the runtime's side
 

@@ -2,6 +2,8 @@
 
 On AWS, Lambda ships stdout to CloudWatch Logs and CloudWatch extracts EMF metrics from it, and
 Lambda publishes AWS/Lambda metrics. The emulator does neither, so the local data plane does both.
+Values go out as distributions (``Values``/``Counts``), not statistic sets, so CloudWatch can compute
+percentiles from them, as it does for Lambda's own and for EMF metrics.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +21,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 FLUSH_INTERVAL_S = 1.0
 MAX_DATUMS_PER_CALL = 500
+MAX_VALUES_PER_DATUM = 150  # PutMetricData: at most 150 distinct values per datum
 MAX_LOG_EVENTS_PER_CALL = 1000
+VALUE_DIGITS = 3  # values are rounded to 0.001 before they are counted (durations: 1 µs)
 
 
 def emf_to_datums(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -50,37 +54,27 @@ def emf_to_datums(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return datums
 
 
-class _Aggregate:
-    """Sample count, sum, min and max of one metric series over a flush interval."""
-
-    __slots__ = ("count", "maximum", "minimum", "total")
-
-    def __init__(self) -> None:
-        self.count, self.total, self.minimum, self.maximum = 0, 0.0, float("inf"), float("-inf")
-
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self.minimum = min(self.minimum, value)
-        self.maximum = max(self.maximum, value)
-
-
 SeriesKey = tuple[str, str, str, tuple[tuple[str, str], ...]]  # namespace, name, unit, dimensions
 
 
 class Telemetry:
     """Buffers log lines and metric values and ships them from a background thread.
 
-    Metric values are aggregated per series and flush interval (StatisticValues), as CloudWatch does
-    with EMF: one datum per series per second instead of one per request, so a busy data plane never
-    falls behind the emulator.
+    Metric values are counted per series and flush interval and sent as ``Values``/``Counts``: one
+    datum per series per second instead of one per request, so a busy data plane never falls behind the
+    emulator, and every value still counts in CloudWatch's percentiles. ``AWS/`` namespaces are reserved
+    for AWS services: they go out through ``service_cloudwatch_client``, the client of the service the
+    data plane stands in for.
     """
 
-    def __init__(self, logs_client: Any, cloudwatch_client: Any) -> None:
+    def __init__(
+        self, logs_client: Any, cloudwatch_client: Any, service_cloudwatch_client: Any = None
+    ) -> None:
         self._logs = logs_client
         self._cloudwatch = cloudwatch_client
+        self._service_cloudwatch = service_cloudwatch_client or cloudwatch_client
         self._lines: queue.SimpleQueue[tuple[str, str, str, int]] = queue.SimpleQueue()
-        self._series: dict[SeriesKey, _Aggregate] = defaultdict(_Aggregate)
+        self._series: dict[SeriesKey, Counter[float]] = defaultdict(Counter)
         self._series_lock = threading.Lock()
         self._streams: set[tuple[str, str]] = set()
         self._stop = threading.Event()
@@ -107,7 +101,7 @@ class Telemetry:
     def metric(self, namespace: str, name: str, value: float, unit: str, dimensions: dict[str, str]) -> None:
         key = (namespace, name, unit, tuple(sorted(dimensions.items())))
         with self._series_lock:
-            self._series[key].add(float(value))
+            self._series[key][round(float(value), VALUE_DIGITS)] += 1
 
     def _run(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL_S):
@@ -124,28 +118,28 @@ class Telemetry:
             for (group, stream), events in lines.items():
                 self._put_logs(group, stream, events)
             with self._series_lock:
-                series, self._series = self._series, defaultdict(_Aggregate)
+                series, self._series = self._series, defaultdict(Counter)
             now = datetime.now(UTC)
             datums: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for (namespace, name, unit, dimensions), aggregate in series.items():
-                datums[namespace].append(
-                    {
-                        "MetricName": name,
-                        "Unit": unit,
-                        "Timestamp": now,
-                        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions],
-                        "StatisticValues": {
-                            "SampleCount": aggregate.count,
-                            "Sum": aggregate.total,
-                            "Minimum": aggregate.minimum,
-                            "Maximum": aggregate.maximum,
-                        },
-                    }
-                )
+            for (namespace, name, unit, dimensions), counts in series.items():
+                values = sorted(counts.items())
+                for start in range(0, len(values), MAX_VALUES_PER_DATUM):
+                    chunk = values[start : start + MAX_VALUES_PER_DATUM]
+                    datums[namespace].append(
+                        {
+                            "MetricName": name,
+                            "Unit": unit,
+                            "Timestamp": now,
+                            "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions],
+                            "Values": [value for value, _ in chunk],
+                            "Counts": [float(count) for _, count in chunk],
+                        }
+                    )
             for namespace, items in datums.items():
+                client = self._service_cloudwatch if namespace.startswith("AWS/") else self._cloudwatch
                 for start in range(0, len(items), MAX_DATUMS_PER_CALL):
                     try:
-                        self._cloudwatch.put_metric_data(
+                        client.put_metric_data(
                             Namespace=namespace, MetricData=items[start : start + MAX_DATUMS_PER_CALL]
                         )
                     except (ClientError, BotoCoreError):

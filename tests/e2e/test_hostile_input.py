@@ -253,7 +253,7 @@ def test_data_plane_rejects_calls_without_the_configured_key(running: RunningPla
         plane.api_id,
         plane.package_bucket,
         tmp_path,
-        plane.runtime_paths,
+        plane.runtime_dir,
         api_key=key,
     )
     with DataPlaneServer(guarded) as server:

@@ -19,6 +19,7 @@ from model_registry.examples import ExampleModel
 from model_registry.rollout import Rollouts
 from model_registry.service import RegistryService
 from tests.e2e.conftest import RunningPlatform
+from tests.helpers import LAMBDA_TRUST_POLICY
 from tests.openapi_check import check_response
 
 pytestmark = pytest.mark.e2e
@@ -175,10 +176,10 @@ def test_timeouts_and_crashes_get_errors_and_the_plane_keeps_serving(running: Ru
     package = buffer.getvalue()
     key = contract.deployment_key(hashlib.sha256(package).hexdigest())
     s3.put_object(Bucket=running.settings.bucket_name, Key=key, Body=package)
-    role = iam.create_role(RoleName="chaos", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    role = iam.create_role(RoleName="chaos", AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)["Role"]["Arn"]
     function = lam.create_function(
         FunctionName="chaos",
-        Runtime="python3.11",
+        Runtime=contract.DEFAULT_LAMBDA_RUNTIME,
         Role=role,
         Handler="chaos.handler",
         Code={"S3Bucket": running.settings.bucket_name, "S3Key": key},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -56,6 +57,19 @@ class Load:
                 with self._lock:
                     self.records.append((start, time.monotonic(), status, version))
 
+    def wait_for(
+        self, matching: Callable[[tuple[float, float, int, str]], bool], count: int, timeout_s: float = 120
+    ) -> None:
+        """Until ``count`` finished requests match (a poll with a deadline, not a fixed sleep)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                seen = sum(1 for record in self.records if matching(record))
+            if seen >= count:
+                return
+            assert time.monotonic() < deadline, f"only {seen} of {count} requests finished in {timeout_s} s"
+            time.sleep(0.2)
+
     def __enter__(self) -> Load:
         for thread in self._threads:
             thread.start()
@@ -79,23 +93,24 @@ def test_promote_and_rollback_under_load_lose_nothing(
         ).version
     )
     rollouts.start_canary("iris", int(new), 50)
+    settle = 0.5  # the data plane re-reads the alias every 0.2 s
     with Load(
         f"{running.url}/models/iris/predict", {"instances": iris.X_test[:2].tolist()}, clients=8
     ) as load:
-        time.sleep(6)
+        load.wait_for(lambda r: r[3] in (old, new), count=40)
         rollouts.promote("iris")
         promoted_at = time.monotonic()
-        time.sleep(7)
+        # the new version's environments scale to all 8 clients: cold starts sharing 2 cores
+        load.wait_for(lambda r: r[0] > promoted_at + settle, count=40)
         rollback_started = time.monotonic()
         rollouts.rollback("iris", reason="load test")
         rolled_back_at = time.monotonic()
-        time.sleep(15)  # 8 cold starts of the old version share 2 cores
+        load.wait_for(lambda r: r[0] > rolled_back_at + settle, count=40)
     failures = [r for r in load.records if r[2] != 200]
     print(f"{len(load.records)} requests during promote and rollback, {len(failures)} failed")
     assert len(load.records) > 200
     assert not failures, failures[:5]
     assert {r[3] for r in load.records} <= {old, new}
-    settle = 0.5  # the data plane re-reads the alias every 0.2 s
     only_new = [r for r in load.records if r[0] > promoted_at + settle and r[1] < rollback_started]
     only_old = [r for r in load.records if r[0] > rolled_back_at + settle]
     assert only_new and {r[3] for r in only_new} == {new}
@@ -128,21 +143,25 @@ def test_progressive_rollout_of_a_broken_version_rolls_back_by_itself(
         progress=False,
     )
     messages: list[str] = []
-    with Load(
-        f"{running.url}/models/iris/predict", {"instances": examples["iris"].X_test[:1].tolist()}, clients=2
-    ) as load:
-        result = rollouts.progressive(
-            "iris",
-            broken.version,
-            [25, 100],
-            interval_s=8,
-            gate=Gate(max_error_rate=0.01, min_requests=5),
-            say=messages.append,
-            poll_s=1.0,
-        )
-        rolled_back_at = time.monotonic()
-        time.sleep(3)
-    print("\n".join(messages))
+    try:
+        with Load(
+            f"{running.url}/models/iris/predict",
+            {"instances": examples["iris"].X_test[:1].tolist()},
+            clients=2,
+        ) as load:
+            result = rollouts.progressive(
+                "iris",
+                broken.version,
+                [25, 100],
+                interval_s=8,
+                gate=Gate(max_error_rate=0.01, min_requests=5),
+                say=messages.append,
+                poll_s=1.0,
+            )
+            rolled_back_at = time.monotonic()
+            time.sleep(3)
+    finally:
+        print("\n".join(messages))
     log = running.platform.server.plane.state_dir / "dataplane.log"
     print(log.read_text()[-3000:] if log.exists() else "no data plane log")
     print(
@@ -158,6 +177,67 @@ def test_progressive_rollout_of_a_broken_version_rolls_back_by_itself(
     assert after and all(r[2] == 200 for r in after), "the stable version stopped serving"
     assert any(r[2] == 500 for r in load.records), "the broken canary never served a request"
     assert rollouts.journal.events("iris")[0]["action"] == "auto-rollback"
+
+
+def test_progressive_rollout_of_a_healthy_version_is_promoted(
+    running: RunningPlatform, examples: dict[str, ExampleModel]
+) -> None:
+    """The gate reads the canary's real traffic from CloudWatch (Lambda's per-version metrics under
+    their exact dimension set) and promotes it when it stays healthy."""
+    rollouts = _rollouts(running)
+    iris = examples["iris"]
+    record = rollouts.service.register(
+        "iris", iris.artifact, feature_names=iris.feature_names, description="healthy", progress=False
+    )
+    messages: list[str] = []
+    try:
+        with Load(f"{running.url}/models/iris/predict", {"instances": iris.X_test[:1].tolist()}, clients=2):
+            result = rollouts.progressive(
+                "iris",
+                record.version,
+                [50, 100],
+                interval_s=6,
+                gate=Gate(max_error_rate=0.01, max_p99_ms=5000, min_requests=5),
+                say=messages.append,
+                poll_s=1.0,
+            )
+    finally:
+        print("\n".join(messages))
+    assert result["outcome"] == "promoted"
+    state = rollouts.alias_state("iris")
+    assert (state.stable_version, state.canary_version) == (result["lambda_version"], None)
+    judged = [m for m in messages if m.startswith("  canary:")]
+    assert judged and int(judged[-1].split()[1]) >= 5 and ", p99 " in judged[-1]  # real traffic, real p99
+    assert [e["action"] for e in rollouts.journal.events("iris", limit=2)] == ["promote", "rollout"]
+
+
+def test_p99_gate_rolls_back_a_canary_slower_than_allowed(
+    running: RunningPlatform, examples: dict[str, ExampleModel]
+) -> None:
+    """CloudWatch computes the p99 of the canary's Lambda durations; over the limit, the canary goes."""
+    rollouts = _rollouts(running)
+    stable = rollouts.alias_state("iris").stable_version
+    iris = examples["iris"]
+    record = rollouts.service.register(
+        "iris", iris.artifact, feature_names=iris.feature_names, description="slow", progress=False
+    )
+    messages: list[str] = []
+    try:
+        with Load(f"{running.url}/models/iris/predict", {"instances": iris.X_test[:1].tolist()}, clients=2):
+            result = rollouts.progressive(
+                "iris",
+                record.version,
+                [50, 100],
+                interval_s=6,
+                gate=Gate(max_error_rate=0.5, max_p99_ms=0.01, min_requests=5),  # no request is that fast
+                say=messages.append,
+                poll_s=1.0,
+            )
+    finally:
+        print("\n".join(messages))
+    assert result["outcome"] == "rolled-back" and result["reason"].startswith("p99 duration")
+    state = rollouts.alias_state("iris")
+    assert (state.stable_version, state.canary_version) == (stable, None)
 
 
 def test_terraform_plan_is_clean_after_rollouts(running: RunningPlatform) -> None:

@@ -60,13 +60,16 @@ def snap_platform(
         yield SnapPlatform(platform, settings, versions)
 
 
-def _messages(settings: Settings, group: str) -> list[str]:
+def _messages(settings: Settings, group: str, version: str) -> list[str]:
+    """The log lines of one function version's environments and snapshots (its streams are named
+    ``<date>/[<version>]<id>``, as Lambda names them)."""
     time.sleep(2.5)  # telemetry flushes every second
     logs = boto3.client("logs", endpoint_url=settings.endpoint_url)
     streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
     return [
         e["message"]
         for s in streams
+        if f"/[{version}]" in s["logStreamName"]
         for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
     ]
 
@@ -108,7 +111,7 @@ def test_cold_starts_restore_the_version_snapshot(
 
     snapshot_pid = plane.snapshot_pids(function)[live]
     assert f"python{RUNTIME.removeprefix('python')}" in os.readlink(f"/proc/{snapshot_pid}/exe")
-    messages = _messages(settings, f"/aws/lambda/{function}")
+    messages = _messages(settings, f"/aws/lambda/{function}", live)
     assert sum('"model loaded"' in m for m in messages) == 1  # init ran once, in the snapshot
     assert sum('"restored from snapshot"' in m for m in messages) == 3  # the after-restore hook, per restore
     init, restores = _durations(messages, "Init"), _durations(messages, "Restore")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 
 import boto3
@@ -15,9 +16,11 @@ import pytest
 from model_registry import aws, contract
 from model_registry.errors import ConflictError, IntegrityError, RolloutError, VersionNotFound
 from model_registry.examples import ExampleModel
+from model_registry.local.aws_rules.control import set_version_state
 from model_registry.rollout import Rollouts
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
+from tests.helpers import LAMBDA_TRUST_POLICY
 
 pytestmark = pytest.mark.integration
 
@@ -26,19 +29,29 @@ def _function(settings: Settings, model: str) -> None:
     """A function with a live alias, as Terraform's model_endpoint module makes it."""
     lam = boto3.client("lambda", region_name=settings.region, endpoint_url=settings.endpoint_url)
     iam = boto3.client("iam", region_name=settings.region, endpoint_url=settings.endpoint_url)
-    role = iam.create_role(RoleName=f"role-{settings.table_name}-{model}", AssumeRolePolicyDocument="{}")
+    role = iam.create_role(
+        RoleName=f"role-{settings.table_name}-{model}", AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("handler.py", "def handler(event, context):\n    return {}\n")
     name = contract.function_name(settings.platform_name, model)
     lam.create_function(
         FunctionName=name,
-        Runtime="python3.11",
+        Runtime=contract.DEFAULT_LAMBDA_RUNTIME,
         Role=role["Role"]["Arn"],
         Handler="handler.handler",
         Code={"ZipFile": buffer.getvalue()},
         Publish=True,
-        Environment={"Variables": {contract.ENV_MODEL_VERSION: "latest"}},
+        Environment={
+            "Variables": {  # what Terraform sets
+                contract.ENV_TABLE: settings.table_name,
+                contract.ENV_BUCKET: settings.bucket_name,
+                contract.ENV_MODEL_NAME: model,
+                contract.ENV_PLATFORM_NAME: settings.platform_name,
+                contract.ENV_MODEL_VERSION: "latest",
+            }
+        },
     )
     lam.create_alias(FunctionName=name, Name=contract.ALIAS_NAME, FunctionVersion="1")
 
@@ -206,17 +219,96 @@ def test_without_the_tag_no_provisioned_concurrency_is_configured(rollouts: Roll
     assert rollouts.wanted_provisioned("iris") == 0 and rollouts.provisioned("iris") == {}
 
 
-def test_snap_start_is_kept_and_on_for_versions_rollouts_publish(rollouts: Rollouts) -> None:
-    """moto drops SnapStart; the emulator keeps it, so Terraform sees no drift and the data plane
-    restores published versions from a snapshot."""
-    name = contract.function_name(rollouts.platform_name, "iris")
-    lam = rollouts._lambda  # the client the rollout publishes with
-    assert lam.get_function_configuration(FunctionName=name)["SnapStart"]["ApplyOn"] == "None"
+class Snapshotter:
+    """Stands in for the data plane's SnapStart housekeeping: reports each Pending SnapStart version of
+    a function Active (or Failed) once it has been Pending for ``delay_s``, as Lambda does once the
+    snapshot is taken."""
+
+    def __init__(self, rollouts: Rollouts, model: str, outcome: str = "Active", delay_s: float = 1.0) -> None:
+        self.rollouts, self.model, self.outcome, self.delay_s = rollouts, model, outcome, delay_s
+        self.reported: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        lam = self.rollouts._lambda
+        name = self.rollouts.function_name(self.model)
+        endpoint = lam.meta.endpoint_url
+        seen: dict[str, float] = {}
+        while not self._stop.wait(0.2):
+            for config in lam.list_versions_by_function(FunctionName=name)["Versions"]:
+                version = config["Version"]
+                if config.get("State") != "Pending" or version == "$LATEST":
+                    continue
+                first = seen.setdefault(version, time.monotonic())
+                if time.monotonic() - first >= self.delay_s:
+                    reason = "init failed in the snapshot" if self.outcome == "Failed" else ""
+                    set_version_state(
+                        endpoint,
+                        name,
+                        version,
+                        self.outcome,
+                        reason,
+                        "FunctionError.RuntimeInitError" if reason else "",
+                    )
+                    self.reported.append(version)
+                    seen.pop(version)
+
+    def __enter__(self) -> Snapshotter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _enable_snap_start(rollouts: Rollouts, model: str) -> None:
+    lam, name = rollouts._lambda, rollouts.function_name(model)
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
     lam.update_function_configuration(FunctionName=name, SnapStart={"ApplyOn": "PublishedVersions"})
-    version = rollouts.deploy("iris", 2)
-    published = lam.get_function_configuration(FunctionName=name, Qualifier=version)["SnapStart"]
-    latest = lam.get_function_configuration(FunctionName=name)["SnapStart"]
-    assert published == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
-    assert latest == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "Off"}
-    lam.update_function_configuration(FunctionName=name, SnapStart={"ApplyOn": "None"})
-    assert lam.get_function_configuration(FunctionName=name)["SnapStart"]["ApplyOn"] == "None"
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+
+
+def test_snap_start_versions_take_traffic_only_once_their_snapshot_is_active(rollouts: Rollouts) -> None:
+    """A published SnapStart version is Pending until its snapshot is taken: the rollout waits for it, and
+    a version whose snapshot failed never gets traffic."""
+    name = rollouts.function_name("iris")
+    lam = rollouts._lambda
+    first = rollouts.deploy("iris", 1)
+    _enable_snap_start(rollouts, "iris")
+    with Snapshotter(rollouts, "iris", delay_s=1.5) as snapshotter:
+        started = time.monotonic()
+        version = rollouts.deploy("iris", 2)
+        waited = time.monotonic() - started
+    assert snapshotter.reported == [version] and waited >= 1.5  # moved only after the snapshot was taken
+    config = lam.get_function_configuration(FunctionName=name, Qualifier=version)
+    assert config["State"] == "Active"
+    assert config["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
+    assert rollouts.alias_state("iris").stable_version == version != first
+
+    failed = pytest.raises(RolloutError, match=r"is not Active \(Failed\): init failed in the snapshot")
+    with Snapshotter(rollouts, "iris", outcome="Failed", delay_s=0.5), failed:
+        rollouts.start_canary("iris", 3, 10)
+    state = rollouts.alias_state("iris")
+    assert (state.stable_version, state.canary_version) == (version, None)
+
+
+def test_rollback_to_an_inactive_snap_start_version_reactivates_it_first(rollouts: Rollouts) -> None:
+    """A SnapStart version idle for 14 days is Inactive; invoking it fails and makes Lambda re-create
+    its snapshot. The usual rollback target is such a version: traffic moves only once it is Active."""
+    name = rollouts.function_name("iris")
+    _enable_snap_start(rollouts, "iris")
+    with Snapshotter(rollouts, "iris", delay_s=0.5):
+        old = rollouts.deploy("iris", 1)
+        new = rollouts.deploy("iris", 2)
+    endpoint = rollouts._lambda.meta.endpoint_url
+    set_version_state(endpoint, name, old, "Inactive", "The function has been idle", "Idle")
+    messages: list[str] = []
+    rollouts.say = messages.append
+    with Snapshotter(rollouts, "iris", delay_s=1.0) as snapshotter:
+        rollouts.rollback("iris", reason="bad release")
+    assert snapshotter.reported == [old]  # re-activated (Pending) by the rollout, then snapshotted
+    assert any("Inactive: re-activating" in m for m in messages)
+    assert rollouts.alias_state("iris").stable_version == old != new
+    assert rollouts._lambda.get_function_configuration(FunctionName=name, Qualifier=old)["State"] == "Active"

@@ -58,6 +58,14 @@ def test_apply_check_rollout_plan_destroy(terraform_bin: str, build_dir: Path, t
         encryption = client("s3").get_bucket_encryption(Bucket=outputs["bucket_name"])
         rule = encryption["ServerSideEncryptionConfiguration"]["Rules"][0]
         assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        backups = client("dynamodb").describe_continuous_backups(TableName=outputs["table_name"])
+        recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+        assert recovery["PointInTimeRecoveryStatus"] == "ENABLED"
+        assert client("s3").get_bucket_versioning(Bucket=outputs["bucket_name"])["Status"] == "Enabled"
+        blocked = client("s3").get_public_access_block(Bucket=outputs["bucket_name"])
+        assert all(blocked["PublicAccessBlockConfiguration"].values())
+        key_id = outputs["kms_key_arn"].rsplit("/", 1)[1]
+        assert client("kms").get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is True
 
         lam = client("lambda")
         api_id = outputs["api_id"]
@@ -77,11 +85,12 @@ def test_apply_check_rollout_plan_destroy(terraform_bin: str, build_dir: Path, t
             model_routes = [r for r in routes if r["RouteKey"] in contract.route_keys(model)]
             keys = [r["RouteKey"] for r in model_routes]
             assert set(keys) == set(contract.route_keys(model))
-            if len(keys) != len(set(keys)):
-                # Seen once in CI: moto does not refuse a duplicate route key (AWS answers
-                # ConflictException); a retried CreateRoute probably left two. Every copy must still
-                # target the model's alias (checked below).
-                print(f"emulator holds duplicate routes for {model}: {sorted(keys)}")
+            # moto does not refuse a duplicate route key (AWS answers ConflictException): a retried
+            # CreateRoute left two copies once in CI. Tolerated only as a retry's twin: at most two
+            # copies of a key, targeting the same integration.
+            for key in set(keys):
+                copies = [r for r in model_routes if r["RouteKey"] == key]
+                assert len(copies) <= 2 and len({r["Target"] for r in copies}) == 1, copies
             for route in model_routes:
                 integration = integrations[route["Target"].split("/")[1]]
                 assert integration["IntegrationUri"] == function["alias_arn"]
@@ -94,6 +103,8 @@ def test_apply_check_rollout_plan_destroy(terraform_bin: str, build_dir: Path, t
         lam.update_function_configuration(
             FunctionName=name, Environment={"Variables": {**env, "MODEL_VERSION": "7"}}
         )
+        # Lambda refuses a publication while the update is in progress: wait for it, as rollouts do.
+        lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
         canary = lam.publish_version(FunctionName=name)["Version"]
         lam.update_alias(
             FunctionName=name,

@@ -15,7 +15,7 @@ LAMBDA_RUNTIME ?=
 # Extra Terraform variables for `make up`, e.g. VAR_FILE=terraform/examples/snapstart.tfvars.
 VAR_FILE ?=
 
-.PHONY: help install tools test bench lint fmt up demo bench build clean terraformrc
+.PHONY: help install tools test bench lint fmt up demo build clean terraformrc aws-acceptance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,16 @@ terraformrc: ## write the Terraform CLI config (filesystem mirror when present)
 
 test: install tools terraformrc ## install and run the whole test suite
 	$(PY) -m pytest -m "not benchmark" $(PYTEST_ARGS)
+
+# The acceptance tests against a real AWS account: applies the platform under a unique name prefix,
+# registers the example models, calls every route over HTTPS, runs a canary and a progressive rollout
+# whose gate reads CloudWatch, then destroys everything (also when a step fails). `make test` runs the
+# same tests against the local platform.
+aws-acceptance: install terraformrc ## acceptance tests on a real AWS account (your credentials; AWS_ACCEPTANCE=create-and-destroy)
+	@if [ "$$AWS_ACCEPTANCE" != "create-and-destroy" ]; then \
+	  echo "make aws-acceptance creates billable resources in your AWS account and destroys them afterwards."; \
+	  echo "Run it with AWS credentials in the environment and AWS_ACCEPTANCE=create-and-destroy."; exit 2; fi
+	$(PY) -m pytest tests/e2e/test_acceptance.py --target aws -p no:cacheprovider -v $(PYTEST_ARGS)
 
 bench: install terraformrc build ## benchmarks: handler overhead, cold start, data plane, sizes -> reports/
 	@mkdir -p $(BUILD)/bench && rm -f $(BUILD)/bench/paired.json

@@ -8,6 +8,8 @@ reports/performance_report.md). Uploads use :class:`boto3.s3.transfer.S3Transfer
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from functools import cache
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import botocore.session
 from botocore.config import Config
 
+from model_registry import contract
 from model_registry.settings import Settings
 
 # Operators' tools (modelctl, registration): short timeouts, three attempts.
@@ -34,14 +37,44 @@ def _session() -> botocore.session.Session:
     return botocore.session.get_session()
 
 
+# Parameters left out of the call log: payloads, and the function environment (it may hold secrets).
+_UNLOGGED = {"Body", "Payload", "ZipFile", "Environment"}
+
+
 @cache
 def client(service: str, region: str, endpoint_url: str | None = None, profile: str = "operator") -> Any:
     """A cached botocore client; ``endpoint_url`` points at the local emulator when set; ``profile``
     picks the timeouts and retries (:data:`CONFIGS`)."""
     with _session_lock:
-        return _session().create_client(
+        created = _session().create_client(
             service, region_name=region, endpoint_url=endpoint_url, config=CONFIGS[profile]
         )
+    log = os.environ.get(contract.ENV_AWS_CALL_LOG)
+    if log:
+        created.meta.events.register("before-parameter-build", _call_logger(log, created))
+    return created
+
+
+def _call_logger(path: str, created: Any) -> Any:
+    """A botocore handler appending each call (service, operation, region, parameters) to ``path``."""
+    service = created.meta.service_model.signing_name
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        line = {
+            "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+            "service": service,
+            "operation": model.name,
+            "region": created.meta.region_name,
+            "params": {k: v for k, v in params.items() if k not in _UNLOGGED},
+        }
+        data = (json.dumps(line, default=str) + "\n").encode()
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(descriptor, data)  # one write per line: lines of concurrent processes stay whole
+        finally:
+            os.close(descriptor)
+
+    return record
 
 
 def client_for(service: str, settings: Settings, profile: str = "operator") -> Any:

@@ -296,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     archive.set_defaults(func=cmd_archive)
 
     _add_rollout_commands(sub)
+    # `modelctl show iris 3 --json` works as well as `modelctl --json show iris 3`
+    for command in sub.choices.values():
+        command.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead of a table"
+        )
     return parser
 
 

@@ -24,6 +24,9 @@ ENV_MAX_BATCH_SIZE = ENV["max_batch_size"]
 ENV_CACHE_SIZE = ENV["cache_size"]
 ENV_ENDPOINT_URL = ENV["endpoint_url"]
 ENV_REGION = ENV["region"]
+# When set, every AWS call the library's clients make is appended to this file (JSON lines), e.g. to
+# review the permissions a role needs; the e2e suite checks them against iam/*.json.
+ENV_AWS_CALL_LOG = ENV["aws_call_log"]
 
 PARTITION_KEY: str = _CONTRACT["table"]["partition_key"]
 SORT_KEY: str = _CONTRACT["table"]["sort_key"]

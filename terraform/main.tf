@@ -89,6 +89,8 @@ module "model_endpoint" {
   bucket_arn      = module.registry.bucket_arn
   artifact_prefix = local.contract.artifact_prefix
   kms_key_arn     = module.registry.kms_key_arn
+  # One policy document per actor, in iam/: this one for the model functions.
+  role_policy_template = file("${path.module}/../iam/function.json")
   package = {
     s3_bucket = aws_s3_object.package["function"].bucket
     s3_key    = aws_s3_object.package["function"].key
@@ -106,6 +108,7 @@ module "model_endpoint" {
   alarm_errors_threshold      = each.value.alarm_errors_threshold
   alarm_throttles_threshold   = each.value.alarm_throttles_threshold
   alarm_p99_duration_ms       = each.value.alarm_p99_duration_ms
+  alarm_actions               = [local.alarm_topic_arn]
 
   environment = {
     (local.env.platform_name)    = var.name_prefix
@@ -122,6 +125,52 @@ module "model_endpoint" {
   tags = { model = each.key }
 }
 
+################################################################################
+# Alarm notifications: the models' alarms notify this topic (or the one given)
+################################################################################
+
+resource "aws_sns_topic" "alarms" {
+  count = var.alarm_topic_arn == null ? 1 : 0
+
+  name              = "${var.name_prefix}-alarms"
+  kms_master_key_id = module.registry.kms_key_arn
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+resource "aws_sns_topic_policy" "alarms" {
+  count = var.alarm_topic_arn == null ? 1 : 0
+
+  arn = aws_sns_topic.alarms[0].arn
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "CloudWatchAlarmsPublish"
+      Effect    = "Allow"
+      Action    = "sns:Publish"
+      Resource  = aws_sns_topic.alarms[0].arn
+      Principal = { Service = "cloudwatch.amazonaws.com" }
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+        ArnLike      = { "aws:SourceArn" = "arn:${data.aws_partition.current.partition}:cloudwatch:${var.region}:${data.aws_caller_identity.current.account_id}:alarm:${var.name_prefix}-*" }
+      }
+    }]
+  })
+}
+
+resource "aws_sns_topic_subscription" "alarm_emails" {
+  for_each = var.alarm_topic_arn == null ? toset(var.alarm_email_addresses) : toset([])
+
+  topic_arn = aws_sns_topic.alarms[0].arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+locals {
+  alarm_topic_arn = var.alarm_topic_arn != null ? var.alarm_topic_arn : aws_sns_topic.alarms[0].arn
+}
+
 module "api" {
   source = "./modules/api"
 
@@ -132,6 +181,7 @@ module "api" {
   jwt_audience           = var.jwt_audience
   throttling_burst_limit = var.throttling_burst_limit
   throttling_rate_limit  = var.throttling_rate_limit
+  integration_timeout_ms = var.integration_timeout_ms
   log_retention_days     = var.log_retention_days
   kms_key_arn            = module.registry.kms_key_arn
 

@@ -46,3 +46,8 @@ output "route_keys" {
   description = "Route keys per model."
   value       = module.api.route_keys
 }
+
+output "alarm_topic_arn" {
+  description = "SNS topic the models' alarms notify (subscribe to it, or pass alarm_email_addresses)."
+  value       = local.alarm_topic_arn
+}

@@ -77,8 +77,8 @@ variable "models" {
   type = map(object({
     framework                 = string
     memory_size               = optional(number, 1024)
-    timeout                   = optional(number, 30)
-    reserved_concurrency      = optional(number, 10)
+    timeout                   = optional(number, 29)
+    reserved_concurrency      = optional(number)
     provisioned_concurrency   = optional(number, 0)
     allow_pickle              = optional(bool, false)
     max_batch_size            = optional(number, 1000)
@@ -99,13 +99,43 @@ variable "models" {
   }
 
   validation {
+    # IAM role names are at most 64 characters, and each model's role is "<name_prefix>-<model>-role".
+    condition     = alltrue([for k, m in var.models : length(var.name_prefix) + length(k) <= 58])
+    error_message = "name_prefix and each model name together must be at most 58 characters: the model's role, <name_prefix>-<model>-role, must fit IAM's 64."
+  }
+
+  validation {
     condition     = alltrue([for m in var.models : m.memory_size >= 128 && m.memory_size <= 10240 && m.timeout >= 1 && m.timeout <= 900])
     error_message = "memory_size must be 128-10240 MB and timeout 1-900 s."
   }
 
   validation {
-    condition     = alltrue([for m in var.models : m.reserved_concurrency >= 1 && m.provisioned_concurrency >= 0 && m.provisioned_concurrency <= m.reserved_concurrency])
-    error_message = "reserved_concurrency must be at least 1, and provisioned_concurrency between 0 and reserved_concurrency."
+    # HTTP API integrations end after at most 30 s (a quota that cannot be raised): a function allowed to
+    # run longer keeps running, and billing, after the client got its 503
+    # (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html).
+    condition     = alltrue([for m in var.models : m.timeout * 1000 < var.integration_timeout_ms])
+    error_message = "every model's timeout must end before the API's integration_timeout_ms (at most 30000): 29 s or less by default."
+  }
+
+  validation {
+    condition     = alltrue([for m in var.models : try(m.reserved_concurrency >= 1, m.reserved_concurrency == null) && m.provisioned_concurrency >= 0])
+    error_message = "reserved_concurrency must be at least 1 (or unset: unreserved), and provisioned_concurrency at least 0."
+  }
+
+  validation {
+    # Provisioned concurrency counts inside reserved concurrency, and a rollout provisions the new version
+    # before it releases the old one: for a moment both hold it
+    # (https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html).
+    condition     = alltrue([for m in var.models : m.reserved_concurrency == null || try(2 * m.provisioned_concurrency <= m.reserved_concurrency, true)])
+    error_message = "a model's reserved_concurrency must be at least twice its provisioned_concurrency: rollouts provision the new version before releasing the old one."
+  }
+
+  validation {
+    # Lambda keeps at least 100 of the account's concurrency unreserved
+    # (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html). Other functions
+    # of the account reserve from the same pool: this checks the platform's own share only.
+    condition     = sum(concat([0], [for m in var.models : coalesce(m.reserved_concurrency, 0) + (m.reserved_concurrency == null ? m.provisioned_concurrency * 2 : 0)])) <= var.account_concurrency_limit - 100
+    error_message = "the models reserve more concurrency (reserved, plus twice the provisioned concurrency of unreserved models) than the account can give while keeping 100 unreserved: lower reserved_concurrency or raise account_concurrency_limit (a Service Quotas increase)."
   }
 
   validation {
@@ -126,6 +156,50 @@ variable "models" {
   validation {
     condition     = length(var.models) <= 75
     error_message = "one HTTP API holds at most 75 models at the default route quota (4 routes each); see modules/api/README.md."
+  }
+}
+
+variable "account_concurrency_limit" {
+  description = "The account's Lambda concurrency quota in this region (1000 by default; new accounts may have less). The models' reserved concurrency must leave 100 of it unreserved."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.account_concurrency_limit >= 10
+    error_message = "account_concurrency_limit must be at least 10."
+  }
+}
+
+variable "integration_timeout_ms" {
+  description = "How long the API waits for a function, in ms (HTTP APIs allow at most 30000); every model's timeout must be shorter."
+  type        = number
+  default     = 30000
+
+  validation {
+    condition     = var.integration_timeout_ms >= 50 && var.integration_timeout_ms <= 30000
+    error_message = "integration_timeout_ms must be between 50 and 30000 (the HTTP API quota)."
+  }
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic the models' alarms notify; null (the default): the platform creates <name_prefix>-alarms, encrypted with the platform key."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_topic_arn == null || can(regex("^arn:[a-z-]+:sns:", var.alarm_topic_arn))
+    error_message = "alarm_topic_arn must be an SNS topic ARN, or null."
+  }
+}
+
+variable "alarm_email_addresses" {
+  description = "Email addresses subscribed to the platform's alarm topic (each confirms by email)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.alarm_email_addresses : can(regex("^[^@ ]+@[^@ ]+$", a))])
+    error_message = "alarm_email_addresses must be email addresses."
   }
 }
 
@@ -186,6 +260,12 @@ variable "jwt_issuer" {
     condition     = var.jwt_issuer == "" || can(regex("^https://", var.jwt_issuer))
     error_message = "jwt_issuer must be an https URL."
   }
+
+  validation {
+    # A JWT authorizer needs an issuer ("Required for the JWT authorizer type", JWTConfiguration).
+    condition     = var.authorization_type != "JWT" || var.jwt_issuer != ""
+    error_message = "authorization_type JWT needs jwt_issuer."
+  }
 }
 
 variable "jwt_audience" {
@@ -196,6 +276,13 @@ variable "jwt_audience" {
   validation {
     condition     = alltrue([for a in var.jwt_audience : length(a) > 0])
     error_message = "jwt_audience entries must not be empty."
+  }
+
+  validation {
+    # "A valid JWT must provide an aud that matches at least one entry in this list": with none, every
+    # request would be refused (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-troubleshooting-jwt.html).
+    condition     = var.authorization_type != "JWT" || length(var.jwt_audience) > 0
+    error_message = "authorization_type JWT needs at least one jwt_audience."
   }
 }
 

@@ -3,8 +3,9 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.40"
+      source = "hashicorp/aws"
+      # The release the platform is tested with; the lock file (.terraform.lock.hcl) pins the build.
+      version = "~> 5.100"
     }
   }
 }

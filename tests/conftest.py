@@ -15,18 +15,32 @@ from model_registry.service import RegistryService
 from model_registry.settings import Settings
 from tests.helpers import create_registry, moto_server
 
-# Never talk to real AWS from tests.
-for _key, _value in {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}.items():
-    os.environ[_key] = _value
-os.environ.pop("AWS_PROFILE", None)
-os.environ.pop("AWS_ENDPOINT_URL", None)
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--target",
+        choices=("local", "aws"),
+        default="local",
+        help="where tests/e2e/test_acceptance.py runs: the local platform (default), or a real AWS account "
+        "(make aws-acceptance: your credentials, and AWS_ACCEPTANCE=create-and-destroy)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Never talk to real AWS from tests, but for the acceptance run that is asked for explicitly."""
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    if config.getoption("target") == "aws":
+        return
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        os.environ[key] = value
+    os.environ.pop("AWS_PROFILE", None)
 
 
 @pytest.fixture(scope="session")

@@ -72,6 +72,9 @@ CONCURRENCY_TTL_S = 5.0
 # after this long: like Lambda and API Gateway, serving must not stop because the control plane is down.
 STALE_RETRY_S = 5.0
 _STALE = object()  # a control-plane read that was skipped or failed: serve the last answer
+# A function without reserved concurrency may scale to the account's unreserved concurrency (hundreds of
+# environments on AWS); here each environment is a process, so the data plane stops at this many.
+UNRESERVED_CONCURRENCY = 10
 IDLE_ENVIRONMENT_S = 600.0  # Lambda reclaims environments idle for minutes; so does the data plane
 PROVISION_INTERVAL_S = 1.0  # how often provisioned-concurrency configs are read and applied
 TOO_LARGE = HttpResult(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
@@ -132,8 +135,9 @@ class DataPlane:
         runtime_dir: Path,
         *,
         region: str = "us-east-1",
-        default_concurrency: int = 4,
+        default_concurrency: int = UNRESERVED_CONCURRENCY,
         api_key: str | None = None,
+        aws_call_log: Path | None = None,
     ) -> None:
         self.emulator_url = emulator_url
         self.api_id = api_id
@@ -190,6 +194,8 @@ class DataPlane:
             "LANG": "C.UTF-8",
             "TZ": ":UTC",
         }
+        if aws_call_log is not None:  # every AWS call the functions make, for a permissions review
+            self._base_env[contract.ENV_AWS_CALL_LOG] = str(aws_call_log)
 
     # ------------------------------------------------------------------ control plane reads
 

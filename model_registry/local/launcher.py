@@ -109,6 +109,7 @@ def local_platform(
     var_files: list[Path] | None = None,
     say: Say = _say,
     api_key: str | None = None,
+    aws_call_log: Path | None = None,
 ) -> Iterator[LocalPlatform]:
     """Bring the platform up from scratch (a fresh emulator each time) and tear it all down after."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +156,7 @@ def local_platform(
             state_dir,
             build_dir,
             api_key=api_key,
+            aws_call_log=aws_call_log,
         )
         server = DataPlaneServer(plane, port=port).start()
         yield LocalPlatform(emulator, server, outputs, env, deployment)

@@ -7,7 +7,8 @@ mock_data "aws_caller_identity" {
 
 mock_data "aws_partition" {
   defaults = {
-    partition = "aws"
+    partition  = "aws"
+    dns_suffix = "amazonaws.com"
   }
 }
 
@@ -62,5 +63,11 @@ mock_resource "aws_cloudwatch_log_group" {
 mock_resource "aws_apigatewayv2_api" {
   defaults = {
     execution_arn = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234" # pragma: allowlist secret
+  }
+}
+
+mock_resource "aws_sns_topic" {
+  defaults = {
+    arn = "arn:aws:sns:us-east-1:123456789012:mlp-alarms"
   }
 }

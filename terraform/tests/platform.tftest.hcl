@@ -190,3 +190,109 @@ run "layers_from_a_build_without_the_glibc_scan_fail_at_plan" {
 
   expect_failures = [aws_lambda_layer_version.framework]
 }
+
+run "alarms_notify_the_platform_topic" {
+  command = apply
+
+  assert {
+    condition     = alltrue([for m in module.model_endpoint : toset(m.alarm_actions) == toset([aws_sns_topic.alarms[0].arn])])
+    error_message = "every alarm must notify the platform's alarm topic (alarms without actions notify nobody)"
+  }
+
+  assert {
+    condition     = aws_sns_topic.alarms[0].kms_master_key_id == module.registry.kms_key_arn
+    error_message = "the alarm topic must be encrypted with the platform key"
+  }
+
+  assert {
+    condition     = jsondecode(aws_sns_topic_policy.alarms[0].policy).Statement[0].Principal.Service == "cloudwatch.amazonaws.com"
+    error_message = "CloudWatch must be allowed to publish the alarms"
+  }
+}
+
+run "alarms_notify_a_given_topic" {
+  command = apply
+
+  variables {
+    alarm_topic_arn = "arn:aws:sns:us-east-1:123456789012:ops-pager"
+  }
+
+  assert {
+    condition     = length(aws_sns_topic.alarms) == 0 && alltrue([for m in module.model_endpoint : toset(m.alarm_actions) == toset(["arn:aws:sns:us-east-1:123456789012:ops-pager"])])
+    error_message = "a given topic replaces the platform's own"
+  }
+}
+
+run "reserved_concurrency_is_optional" {
+  command = apply
+
+  assert {
+    condition     = module.model_endpoint["iris"].reserved_concurrent_executions == -1 && module.model_endpoint["breast-cancer"].reserved_concurrent_executions == 3
+    error_message = "a model without reserved_concurrency must be unreserved (-1), one with it reserved"
+  }
+}
+
+run "decrypt_only_through_the_services_that_hold_the_data" {
+  command = apply
+
+  assert {
+    condition = jsondecode(module.model_endpoint["iris"].role_policy_json).Statement[2].Condition["ForAnyValue:StringEquals"]["kms:ViaService"] == [
+      "dynamodb.us-east-1.amazonaws.com", "s3.us-east-1.amazonaws.com", "lambda.us-east-1.amazonaws.com"
+    ]
+    error_message = "kms:Decrypt must be limited to DynamoDB, S3 and Lambda acting for the function"
+  }
+}
+
+# IAM role names are at most 64 characters: "<prefix>-<model>-role" leaves 58 for prefix and model.
+run "names_too_long_for_the_role_fail_at_plan" {
+  command = plan
+
+  variables {
+    name_prefix = "platform-for-models"
+    models      = { "a-model-name-that-is-forty-characters-ab" = { framework = "sklearn" } }
+  }
+
+  expect_failures = [var.models]
+}
+
+run "jwt_without_issuer_or_audience_fails_at_plan" {
+  command = plan
+
+  variables {
+    authorization_type = "JWT"
+  }
+
+  expect_failures = [var.jwt_issuer, var.jwt_audience]
+}
+
+run "a_timeout_past_the_integration_timeout_fails_at_plan" {
+  command = plan
+
+  variables {
+    models = { iris = { framework = "sklearn", timeout = 30 } }
+  }
+
+  expect_failures = [var.models]
+}
+
+run "provisioned_concurrency_over_half_the_reserved_fails_at_plan" {
+  command = plan
+
+  variables {
+    models = { iris = { framework = "sklearn", reserved_concurrency = 3, provisioned_concurrency = 2 } }
+  }
+
+  expect_failures = [var.models]
+}
+
+# Lambda keeps 100 of the account's concurrency unreserved; new accounts may have a quota of 10.
+run "reserving_past_the_account_quota_fails_at_plan" {
+  command = plan
+
+  variables {
+    account_concurrency_limit = 100
+    models                    = { iris = { framework = "sklearn", reserved_concurrency = 1 } }
+  }
+
+  expect_failures = [var.models]
+}

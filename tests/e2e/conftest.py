@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from model_registry import contract
 from model_registry.examples import ExampleModel
 from model_registry.local.launcher import (
     LocalPlatform,
@@ -19,6 +20,7 @@ from model_registry.local.launcher import (
 from model_registry.packaging import build_all
 from model_registry.settings import Settings
 from tests.helpers import REPO_ROOT
+from tests.iam_check import Account, read_calls, refused, render
 
 
 @dataclass
@@ -43,15 +45,56 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def function_policy(outputs: dict, model: str, account: Account) -> dict:
+    """iam/function.json as Terraform renders it for ``model``'s execution role."""
+    arn = f"arn:{account.partition}"
+    return render(
+        "function.json",
+        table_arn=f"{arn}:dynamodb:{account.region}:{account.account_id}:table/{outputs['table_name']}",
+        model_name=model,
+        bucket_arn=f"{arn}:s3:::{outputs['bucket_name']}",
+        artifact_prefix=contract.ARTIFACT_PREFIX,
+        kms_key_arn=outputs["kms_key_arn"],
+        region=account.region,
+        dns_suffix=account.dns_suffix,
+        log_group_arn=f"{arn}:logs:{account.region}:{account.account_id}:log-group:/aws/lambda/"
+        f"{outputs['functions'][model]['function_name']}",
+    )
+
+
+def _check_function_calls(platform: LocalPlatform, log: Path) -> None:
+    """Every AWS call any model function made in the session is allowed by its role's policy."""
+    account = Account(kms_key_arn=platform.outputs["kms_key_arn"])
+    calls = read_calls(log)
+    problems = []
+    checked = 0
+    for model, function in platform.outputs["functions"].items():
+        own = [c for c in calls if c["function"] == function["function_name"]]
+        checked += len(own)
+        problems += [
+            f"{model}: {p}" for p in refused(own, function_policy(platform.outputs, model, account), account)
+        ]
+    # breast-cancer's provisioned environment loads its model at session start: at least a GetItem and a
+    # GetObject, whatever else the session ran
+    assert checked >= 2, f"only {checked} AWS calls of the model functions were recorded"
+    assert not problems, "the functions' role policy (iam/function.json) does not allow:\n" + "\n".join(
+        problems
+    )
+
+
 @pytest.fixture(scope="session")
 def running(
     tmp_path_factory: pytest.TempPathFactory, examples: dict[str, ExampleModel], terraform_bin: str
 ) -> Iterator[RunningPlatform]:
-    """Needs terraform like the Terraform tests: a failure under REQUIRE_TERRAFORM=1, else a visible skip."""
+    """Needs terraform like the Terraform tests: a failure under REQUIRE_TERRAFORM=1, else a visible skip.
+
+    Every AWS call the model functions make during the session is recorded, and checked at its end
+    against the role policy Terraform gives them (iam/function.json)."""
     build_all(REPO_ROOT / "build" / "lambda", log=lambda m: None)
     state = tmp_path_factory.mktemp("platform")
     pids: list[int] = []
-    with local_platform(state, say=lambda m: None) as platform:
+    call_log = state / "function-aws-calls.jsonl"
+    with local_platform(state, say=lambda m: None, aws_call_log=call_log) as platform:
         with _environ(platform.env):
             settings = Settings.from_env()
             versions = register_and_roll_out_examples(settings, state, lambda m: None)
@@ -62,3 +105,4 @@ def running(
             pids = [platform.emulator.process.pid, *platform.server.plane.worker_pids()]
     left = [pid for pid in pids if _alive(pid)]
     assert not left, f"processes left behind after the platform stopped: {left}"
+    _check_function_calls(platform, call_log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 
 from functions import routes
@@ -86,3 +87,32 @@ def test_layers_pin_the_framework_versions_the_project_installs() -> None:
 def test_function_names_follow_the_template() -> None:
     assert contract.function_name("mlp", "iris") == "mlp-iris"
     assert contract.route_keys("iris")[0] == "ANY /models/iris/{proxy+}"
+
+
+def test_the_provider_is_pinned_and_its_lock_file_committed() -> None:
+    """A deployer's `terraform init` must install the provider release the platform is tested with, not
+    the newest one: the root pins it and commits the lock file (the mirror here holds 5.100.0)."""
+    versions = (TERRAFORM / "versions.tf").read_text()
+    assert re.search(r'version\s*=\s*"~> 5\.100"', versions)
+    lock = (TERRAFORM / ".terraform.lock.hcl").read_text()
+    assert re.search(r'version\s*=\s*"5\.100\.\d+"', lock) and "h1:" in lock
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", "terraform/.terraform.lock.hcl"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=False,
+    )
+    assert tracked.returncode == 0, "terraform/.terraform.lock.hcl is not committed"
+
+
+def test_the_metric_contract_is_the_one_terraform_and_the_handler_use() -> None:
+    root = (TERRAFORM / "main.tf").read_text()
+    assert "POWERTOOLS_SERVICE_NAME      = local.contract.metrics.service" in root
+    assert "POWERTOOLS_METRICS_NAMESPACE = local.contract.metrics.namespace" in root
+    dims = contract.version_dimensions("iris", "3", "7")
+    assert dims == {
+        "model": "iris",
+        "model_version": "3",
+        "function_version": "7",
+        "service": "model-serving",
+    }

@@ -102,7 +102,7 @@ variable "throttling_rate_limit" {
 variable "integration_timeout_ms" {
   description = "Integration timeout in milliseconds (HTTP APIs allow at most 30000)."
   type        = number
-  default     = 29000
+  default     = 30000
 
   validation {
     condition     = var.integration_timeout_ms >= 50 && var.integration_timeout_ms <= 30000

@@ -22,42 +22,18 @@ locals {
     }]
   })
 
-  role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "ReadOwnRegistryItems"
-        Effect    = "Allow"
-        Action    = ["dynamodb:GetItem", "dynamodb:Query"]
-        Resource  = var.table_arn
-        Condition = { "ForAllValues:StringEquals" = { "dynamodb:LeadingKeys" = [var.model_name] } }
-      },
-      {
-        Sid      = "ReadOwnArtifacts"
-        Effect   = "Allow"
-        Action   = "s3:GetObject"
-        Resource = "${var.bucket_arn}/${var.artifact_prefix}/${var.model_name}/*"
-      },
-      {
-        Sid      = "DecryptWithPlatformKey"
-        Effect   = "Allow"
-        Action   = "kms:Decrypt"
-        Resource = var.kms_key_arn
-      },
-      {
-        Sid      = "WriteOwnLogs"
-        Effect   = "Allow"
-        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-        Resource = "${local.log_group_arn}:*"
-      },
-      {
-        Sid      = "WriteTraces" # X-Ray has no resource-level permissions
-        Effect   = "Allow"
-        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-        Resource = "*"
-      },
-    ]
-  })
+  # The root passes iam/function.json, kept beside the operator's and the deployer's documents: the e2e
+  # suite checks every AWS call the handler makes against the same file.
+  role_policy = jsonencode(jsondecode(templatestring(var.role_policy_template, {
+    table_arn       = var.table_arn
+    model_name      = var.model_name
+    bucket_arn      = var.bucket_arn
+    artifact_prefix = var.artifact_prefix
+    kms_key_arn     = var.kms_key_arn
+    region          = data.aws_region.current.name
+    dns_suffix      = data.aws_partition.current.dns_suffix
+    log_group_arn   = local.log_group_arn
+  })))
 }
 
 resource "aws_iam_role" "this" {
@@ -102,7 +78,7 @@ resource "aws_lambda_function" "this" {
   layers                         = var.layer_arns
   memory_size                    = var.memory_size
   timeout                        = var.timeout
-  reserved_concurrent_executions = var.reserved_concurrency
+  reserved_concurrent_executions = var.reserved_concurrency == null ? -1 : var.reserved_concurrency
   publish                        = true
   kms_key_arn                    = var.kms_key_arn
 
@@ -181,6 +157,8 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
   threshold           = var.alarm_errors_threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
   tags                = var.tags
 }
 
@@ -196,6 +174,8 @@ resource "aws_cloudwatch_metric_alarm" "throttles" {
   threshold           = var.alarm_throttles_threshold
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
   tags                = var.tags
 }
 
@@ -211,5 +191,7 @@ resource "aws_cloudwatch_metric_alarm" "p99_duration" {
   threshold           = var.alarm_p99_duration_ms
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
   tags                = var.tags
 }

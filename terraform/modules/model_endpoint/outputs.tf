@@ -47,3 +47,13 @@ output "snap_start_apply_on" {
   description = "SnapStart setting of the function: PublishedVersions, or null when off."
   value       = try(aws_lambda_function.this.snap_start[0].apply_on, null)
 }
+
+output "alarm_actions" {
+  description = "What the alarms notify (their alarm and OK actions)."
+  value       = try(tolist(aws_cloudwatch_metric_alarm.errors.alarm_actions), [])
+}
+
+output "reserved_concurrent_executions" {
+  description = "Reserved concurrency of the function; -1 when it is unreserved."
+  value       = try(aws_lambda_function.this.reserved_concurrent_executions, null)
+}

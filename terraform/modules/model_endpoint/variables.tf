@@ -13,12 +13,13 @@ variable "model_name" {
 }
 
 variable "function_name" {
-  description = "Name of the Lambda function."
+  description = "Name of the Lambda function; its role is named <function_name>-role."
   type        = string
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_-]{1,64}$", var.function_name))
-    error_message = "function_name must be 1-64 letters, digits, dashes or underscores."
+    # Lambda function names and IAM role names are both at most 64 characters; the role adds "-role".
+    condition     = can(regex("^[A-Za-z0-9_-]{1,59}$", var.function_name))
+    error_message = "function_name must be 1-59 letters, digits, dashes or underscores (its role, <name>-role, must fit IAM's 64)."
   }
 }
 
@@ -71,6 +72,16 @@ variable "kms_key_arn" {
   validation {
     condition     = can(regex("^arn:[a-z-]+:kms:", var.kms_key_arn))
     error_message = "kms_key_arn must be a KMS key ARN."
+  }
+}
+
+variable "role_policy_template" {
+  description = "The execution role's policy document with $${...} placeholders (the root passes iam/function.json): table_arn, model_name, bucket_arn, artifact_prefix, kms_key_arn, region, dns_suffix, log_group_arn."
+  type        = string
+
+  validation {
+    condition     = can(jsondecode(var.role_policy_template).Statement)
+    error_message = "role_policy_template must be a JSON policy document."
   }
 }
 
@@ -162,13 +173,13 @@ variable "timeout" {
 }
 
 variable "reserved_concurrency" {
-  description = "Reserved concurrent executions (the function's concurrency limit)."
+  description = "Reserved concurrent executions (the function's concurrency limit), or null for none: the function then shares the account's unreserved concurrency."
   type        = number
-  default     = 10
+  default     = null
 
   validation {
-    condition     = var.reserved_concurrency >= 1
-    error_message = "reserved_concurrency must be at least 1."
+    condition     = var.reserved_concurrency == null || try(var.reserved_concurrency >= 1, false)
+    error_message = "reserved_concurrency must be at least 1, or null."
   }
 }
 
@@ -191,6 +202,13 @@ variable "provisioned_concurrency" {
   validation {
     condition     = var.provisioned_concurrency >= 0
     error_message = "provisioned_concurrency must not be negative."
+  }
+
+  validation {
+    # It counts inside reserved concurrency, and a rollout puts it on the new version before it takes it
+    # off the old one (https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html).
+    condition     = var.reserved_concurrency == null || try(2 * var.provisioned_concurrency <= var.reserved_concurrency, true)
+    error_message = "reserved_concurrency must hold twice provisioned_concurrency: a rollout provisions the new version before it releases the old one."
   }
 }
 
@@ -239,6 +257,17 @@ variable "alarm_p99_duration_ms" {
   validation {
     condition     = var.alarm_p99_duration_ms > 0
     error_message = "alarm_p99_duration_ms must be positive."
+  }
+}
+
+variable "alarm_actions" {
+  description = "ARNs the alarms notify on ALARM and OK (an SNS topic)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.alarm_actions : can(regex("^arn:[a-z-]+:", arn))])
+    error_message = "alarm_actions must be ARNs."
   }
 }
 

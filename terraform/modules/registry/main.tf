@@ -5,7 +5,10 @@ data "aws_region" "current" {}
 locals {
   table_name  = "${var.name_prefix}-registry"
   bucket_name = "${var.name_prefix}-artifacts-${data.aws_caller_identity.current.account_id}"
-  account_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+  partition   = data.aws_partition.current.partition
+  region      = data.aws_region.current.name
+  account_id  = data.aws_caller_identity.current.account_id
+  account_arn = "arn:${local.partition}:iam::${local.account_id}:root"
 }
 
 ################################################################################
@@ -24,15 +27,30 @@ locals {
         Principal = { AWS = local.account_arn }
       },
       {
-        Sid       = "CloudWatchLogsEncrypts"
-        Effect    = "Allow"
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Principal = { Service = "logs.${data.aws_region.current.name}.amazonaws.com" }
+        Sid      = "CloudWatchLogsEncrypts"
+        Effect   = "Allow"
+        Action   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+        Resource = "*"
+        # The service principal ends in the partition's DNS suffix (amazonaws.com.cn in China).
+        Principal = { Service = "logs.${local.region}.${data.aws_partition.current.dns_suffix}" }
         Condition = {
           ArnLike = {
-            "kms:EncryptionContext:aws:logs:arn" = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:*"
+            "kms:EncryptionContext:aws:logs:arn" = "arn:${local.partition}:logs:${local.region}:${local.account_id}:*"
           }
+        }
+      },
+      {
+        # CloudWatch publishes the platform's alarms to its SNS topic, encrypted with this key: it must be
+        # able to use the key (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html,
+        # "compatibility with AWS services"); only for this account's alarms of this platform.
+        Sid       = "CloudWatchAlarmsPublish"
+        Effect    = "Allow"
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+          ArnLike      = { "aws:SourceArn" = "arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${var.name_prefix}-*" }
         }
       },
     ]

@@ -22,3 +22,8 @@ output "kms_key_arn" {
   description = "ARN of the platform KMS key."
   value       = try(aws_kms_key.this.arn, "")
 }
+
+output "kms_key_policy_json" {
+  description = "The platform key's policy (account administration, CloudWatch Logs, CloudWatch alarm notifications)."
+  value       = local.kms_policy
+}

@@ -50,3 +50,28 @@ run "encrypted_and_recoverable" {
     error_message = "bucket versioning must be on"
   }
 }
+
+# Service principals end in the partition's DNS suffix: amazonaws.com.cn in the China regions.
+run "service_principals_follow_the_partition" {
+  command = apply
+
+  override_data {
+    target = data.aws_partition.current
+    values = { partition = "aws-cn", dns_suffix = "amazonaws.com.cn" }
+  }
+
+  override_data {
+    target = data.aws_region.current
+    values = { name = "cn-north-1" }
+  }
+
+  assert {
+    condition     = jsondecode(output.kms_key_policy_json).Statement[1].Principal.Service == "logs.cn-north-1.amazonaws.com.cn"
+    error_message = "the CloudWatch Logs principal must use the partition's DNS suffix"
+  }
+
+  assert {
+    condition     = startswith(jsondecode(output.kms_key_policy_json).Statement[1].Condition.ArnLike["kms:EncryptionContext:aws:logs:arn"], "arn:aws-cn:logs:cn-north-1:")
+    error_message = "log group ARNs must use the partition"
+  }
+}

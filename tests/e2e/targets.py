@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,6 +68,7 @@ class Target:
     # CloudWatch publishes Lambda's metrics within seconds locally, within minutes on AWS.
     gate_interval_s: float = 8.0
     gate_poll_s: float = 1.0
+    settle_s: float = 30.0  # how long an alias change may take to reach every request
     extra: dict[str, Any] = field(default_factory=dict)
 
     def session(self) -> requests.Session:
@@ -85,6 +87,23 @@ class Target:
             self.client("cloudwatch"),
             actor=f"acceptance-{self.name}",
         )
+
+
+def settle(
+    session: requests.Session, url: str, body: dict, version: str, timeout_s: float, consecutive: int = 10
+) -> list[tuple[int, str]]:
+    """Call ``url`` until ``consecutive`` answers in a row are 200 from model ``version``; return every
+    answer seen. An alias change reaches traffic after a short propagation delay (the local data plane
+    re-reads aliases every 0.2 s; on AWS the change is eventually consistent), so a test that follows a
+    rollout waits for it instead of assuming it; fails after ``timeout_s``."""
+    seen: list[tuple[int, str]] = []
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < consecutive or any(a != (200, version) for a in seen[-consecutive:]):
+        last = seen[-consecutive:]
+        assert time.monotonic() < deadline, f"traffic never settled on version {version}: {last}"
+        response = session.post(url, json=body, timeout=60)
+        seen.append((response.status_code, response.headers.get("X-Model-Version", "")))
+    return seen
 
 
 def confirmation_problem() -> str | None:
@@ -144,6 +163,7 @@ def aws_target(state: Path, repo_root: Path, say: Any = print) -> Iterator[Targe
             session_factory=lambda: SigV4Session(region),
             gate_interval_s=180.0,
             gate_poll_s=15.0,
+            settle_s=120.0,
             extra={"outputs": outputs},
         )
     finally:

@@ -16,7 +16,7 @@ import skops.io as sio
 
 from model_registry.examples import ExampleModel
 from model_registry.rollout import Gate
-from tests.e2e.targets import Target, aws_target, confirmation_problem
+from tests.e2e.targets import Target, aws_target, confirmation_problem, settle
 from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -124,6 +124,9 @@ def test_a_canary_shares_traffic_and_rolls_back(target: Target, examples: dict[s
         rollouts.rollback("iris", reason="acceptance")
     after = rollouts.alias_state("iris")
     assert (after.stable_version, after.canary_version) == (stable.stable_version, None)
+    stable_model = rollouts.pinned_model_version("iris", after.stable_version)
+    with target.session() as session:  # the rollback reaches traffic: only the stable model answers
+        settle(session, traffic.url, traffic.body, stable_model, target.settle_s)
 
 
 def _broken(examples: dict[str, ExampleModel], path: Path) -> Path:
@@ -167,3 +170,7 @@ def test_the_gate_reads_cloudwatch_and_rolls_a_broken_version_back(
     assert result["outcome"] == "rolled-back" and "error rate" in result["reason"]
     state = rollouts.alias_state("iris")
     assert (state.stable_version, state.canary_version) == (stable, None)
+    url, body = f"{target.url}/models/iris/predict", {"instances": examples["iris"].X_test[:1].tolist()}
+    with target.session() as session:  # the broken version stops answering once the rollback propagates
+        seen = settle(session, url, body, rollouts.pinned_model_version("iris", stable), target.settle_s)
+    assert str(broken.version) not in {version for _, version in seen[-10:]}

@@ -18,6 +18,7 @@ import requests
 
 from model_registry.examples import ExampleModel
 from tests.e2e.conftest import RunningPlatform
+from tests.e2e.targets import settle
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +31,9 @@ def test_emulator_outage_warm_serves_cold_is_503_then_recovers(
     url = f"{running.url}/models/iris/predict"
     body = {"instances": rows.tolist()}
     with requests.Session() as session:
-        assert session.post(url, json=body, timeout=60).status_code == 200  # at least one warm environment
+        # At least one warm environment of the live version (a rollout just before may still be
+        # propagating: wait until the live model answers every request).
+        settle(session, url, body, str(running.versions["iris"]), timeout_s=30)
         emulator_pid = running.platform.emulator.process.pid
         os.kill(emulator_pid, signal.SIGSTOP)
         try:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from model_registry import aws
+from model_registry import aws, contract
 from model_registry.artifacts import sha256_file
 from model_registry.examples import ExampleModel
 from model_registry.local.emulator import Emulator, free_port
@@ -123,3 +124,55 @@ def test_interrupted_registration_leaves_nothing_visible_and_can_be_retried(
     assert service.store.list_models() == []
     record = service.register("iris", artifact, progress=False)  # the retry
     assert record.version == 1 and [r.version for r in service.store.list_versions("iris")] == [1]
+
+
+def _emf_documents(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{") and '"_aws"' in line]
+
+
+def test_every_server_error_of_a_version_is_counted_under_its_versions(examples, clean_env, capsys) -> None:
+    """A 503 before any model loaded is a server error of this function version and of the model version
+    it pins: the rollout gate counts it (real-AWS review #16). Its dimensions are the contract's."""
+    port = free_port()
+    settings = Settings(
+        table_name="gate-registry",
+        bucket_name="gate-artifacts",
+        region="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+    )
+    os.environ["AWS_LAMBDA_FUNCTION_VERSION"] = "7"
+    handler = load_handler(settings, "iris", "3")  # nothing answers: init cannot load model version 3
+    capsys.readouterr()
+    assert call(handler, "POST", "/models/iris/predict", ROW).status == 503
+    counted = [doc for doc in _emf_documents(capsys.readouterr().out) if contract.SERVER_ERRORS_METRIC in doc]
+    assert len(counted) == 1
+    (directive,) = counted[0]["_aws"]["CloudWatchMetrics"]
+    assert set(directive["Dimensions"][0]) == set(contract.VERSION_DIMENSIONS)
+    assert {name: counted[0][name] for name in contract.VERSION_DIMENSIONS} == contract.version_dimensions(
+        "iris", "3", "7"
+    )
+
+
+def test_refusals_are_answered_without_a_metric_per_error_code(
+    examples, clean_env, capsys, caplog, moto_url
+) -> None:
+    """4xx answers count in Errors; their code goes to the log line, not into a metric name (each
+    distinct name is a billed custom metric)."""
+    settings = Settings(
+        table_name="codes-registry", bucket_name="codes-artifacts", region="us-east-1", endpoint_url=moto_url
+    )
+    _register(settings, examples)
+    handler = load_handler(settings, "iris", "1")
+    capsys.readouterr()
+    caplog.set_level(logging.INFO)
+    assert call(handler, "POST", "/models/iris/predict", {"instances": [[1.0]]}).status == 422
+    output = capsys.readouterr().out
+    names = {
+        m["Name"]
+        for doc in _emf_documents(output)
+        for d in doc["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+    }
+    assert "Errors" in names and not any(name.startswith("Errors.") for name in names), names
+    refused = [record for record in caplog.records if record.getMessage() == "request refused"]
+    assert [getattr(record, "code", None) for record in refused] == ["wrong_feature_count"]

@@ -12,6 +12,7 @@ import zipfile
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from model_registry import aws, contract
 from model_registry.errors import ConflictError, IntegrityError, RolloutError, VersionNotFound
@@ -312,3 +313,193 @@ def test_rollback_to_an_inactive_snap_start_version_reactivates_it_first(rollout
     assert any("Inactive: re-activating" in m for m in messages)
     assert rollouts.alias_state("iris").stable_version == old != new
     assert rollouts._lambda.get_function_configuration(FunctionName=name, Qualifier=old)["State"] == "Active"
+
+
+# --------------------------------------------------------------------------- what stops traffic moving on AWS
+
+
+def test_a_rollout_right_after_a_terraform_update_waits_for_it(rollouts: Rollouts) -> None:
+    """An apply that just updated the function leaves it InProgress; a rollout then waits (Lambda would
+    refuse the update with ResourceConflictException) instead of failing."""
+    name = rollouts.function_name("iris")
+    rollouts.deploy("iris", 1)
+    lam = rollouts._lambda
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.update_function_configuration(FunctionName=name, MemorySize=512)  # what an apply does
+    assert lam.get_function_configuration(FunctionName=name)["LastUpdateStatus"] == "InProgress"
+    version = rollouts.deploy("iris", 2)
+    config = lam.get_function_configuration(FunctionName=name, Qualifier=version)
+    assert config["MemorySize"] == 512 and rollouts.pinned_model_version("iris", version) == "2"
+
+
+def test_a_change_between_the_update_and_the_publication_is_not_published(rollouts: Rollouts) -> None:
+    """The rollout publishes with the RevisionId of its own update: a change that lands in between (a
+    concurrent apply) makes Lambda refuse the publication, and nothing reaches traffic."""
+    name = rollouts.function_name("iris")
+    rollouts.deploy("iris", 1)
+    before = rollouts.alias_state("iris")
+    lam = rollouts._lambda
+    other = boto3.client("lambda", region_name="us-east-1", endpoint_url=lam.meta.endpoint_url)
+
+    def concurrent_apply(**_: object) -> None:
+        other.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+        other.update_function_configuration(FunctionName=name, Description="changed by someone else")
+        other.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+
+    lam.meta.events.register("before-call.lambda.PublishVersion", concurrent_apply)
+    try:
+        with pytest.raises(RolloutError, match="changed during the rollout"):
+            rollouts.start_canary("iris", 2, 10)
+    finally:
+        lam.meta.events.unregister("before-call.lambda.PublishVersion", concurrent_apply)
+    assert rollouts.alias_state("iris") == before
+
+
+def test_a_function_without_its_contract_environment_is_not_published(rollouts: Rollouts) -> None:
+    name = rollouts.function_name("iris")
+    rollouts.deploy("iris", 1)
+    lam = rollouts._lambda
+    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    del variables[contract.ENV_MODEL_NAME]
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
+    versions = len(lam.list_versions_by_function(FunctionName=name)["Versions"])
+    with pytest.raises(RolloutError, match=f"lacks {contract.ENV_MODEL_NAME}"):
+        rollouts.start_canary("iris", 2, 10)
+    assert len(lam.list_versions_by_function(FunctionName=name)["Versions"]) == versions
+
+
+def test_an_environment_the_caller_cannot_decrypt_is_not_published(rollouts: Rollouts) -> None:
+    """A caller without kms:Decrypt on the function's key gets ``Environment.Error`` and no Variables
+    (https://docs.aws.amazon.com/lambda/latest/api/API_EnvironmentResponse.html). The emulator encrypts
+    nothing, so a hook rewrites the real GetFunctionConfiguration answer as AWS would send it."""
+    name = rollouts.function_name("iris")
+    rollouts.deploy("iris", 1)
+    before = rollouts.alias_state("iris")
+    lam = rollouts._lambda
+    versions = len(lam.list_versions_by_function(FunctionName=name)["Versions"])
+
+    def undecryptable(parsed: dict, **_: object) -> None:
+        parsed["Environment"] = {
+            "Error": {"ErrorCode": "AccessDeniedException", "Message": "Lambda was unable to decrypt"}
+        }
+
+    lam.meta.events.register("after-call.lambda.GetFunctionConfiguration", undecryptable)
+    try:
+        with pytest.raises(RolloutError, match=r"AccessDeniedException.*kms:Decrypt"):
+            rollouts.start_canary("iris", 2, 10)
+    finally:
+        lam.meta.events.unregister("after-call.lambda.GetFunctionConfiguration", undecryptable)
+    assert rollouts.alias_state("iris") == before
+    assert len(lam.list_versions_by_function(FunctionName=name)["Versions"]) == versions
+    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+    assert variables[contract.ENV_MODEL_NAME] == "iris"  # nothing was written back
+
+
+def test_tags_that_cannot_be_read_stop_the_rollout_instead_of_reading_zero(rollouts: Rollouts) -> None:
+    """GetFunction would silently omit the tags for a caller without lambda:ListTags; ListTags refuses
+    with AccessDeniedException. The emulator has no IAM, so a hook answers that refusal."""
+    rollouts.deploy("iris", 1)
+    before = rollouts.alias_state("iris")
+    lam = rollouts._lambda
+
+    def denied(**_: object) -> tuple[AWSResponse, dict]:
+        return AWSResponse(lam.meta.endpoint_url, 403, {}, None), {
+            "Error": {
+                "Code": "AccessDeniedException",
+                "Message": "not authorized to perform: lambda:ListTags",
+            },
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        }
+
+    lam.meta.events.register("before-call.lambda.ListTags", denied)
+    try:
+        with pytest.raises(RolloutError, match=r"AccessDeniedException.*lambda:ListTags"):
+            rollouts.start_canary("iris", 2, 10)
+    finally:
+        lam.meta.events.unregister("before-call.lambda.ListTags", denied)
+    assert rollouts.alias_state("iris") == before
+
+
+def test_the_same_model_version_rolls_out_when_the_code_or_configuration_changed(rollouts: Rollouts) -> None:
+    """A new handler, layer, memory or timeout from an apply reaches traffic as a canary of the live
+    model version; with nothing changed, nothing is rolled out."""
+    name = rollouts.function_name("iris")
+    stable = rollouts.deploy("iris", 1)
+    with pytest.raises(RolloutError, match="same code and configuration"):
+        rollouts.start_canary("iris", 1, 10)
+    lam = rollouts._lambda
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+    lam.update_function_configuration(FunctionName=name, MemorySize=2048)
+    canary = rollouts.start_canary("iris", 1, 10)["lambda_version"]
+    state = rollouts.alias_state("iris")
+    assert (state.stable_version, state.canary_version) == (stable, canary)
+    assert lam.get_function_configuration(FunctionName=name, Qualifier=canary)["MemorySize"] == 2048
+    assert rollouts.pinned_model_version("iris", canary) == "1"
+
+
+def test_provisioned_concurrency_that_cannot_move_within_reserved_is_refused_before_any_change(
+    rollouts: Rollouts,
+) -> None:
+    name = rollouts.function_name("iris")
+    lam = rollouts._lambda
+    arn = lam.get_function_configuration(FunctionName=name)["FunctionArn"]
+    lam.tag_resource(Resource=arn, Tags={contract.TAG_PROVISIONED_CONCURRENCY: "2"})
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=3)
+    first = rollouts.deploy("iris", 1)
+    assert rollouts.provisioned("iris") == {first: 2}
+    before = rollouts.alias_state("iris")
+    with pytest.raises(RolloutError, match="twice provisioned_concurrency"):
+        rollouts.deploy("iris", 2)  # 2 on the new version before 2 leave the old one: 4 > 3
+    assert rollouts.alias_state("iris") == before and rollouts.provisioned("iris") == {first: 2}
+
+
+def test_a_provisioned_concurrency_lambda_refuses_is_undone_and_moves_no_traffic(rollouts: Rollouts) -> None:
+    """Without reserved concurrency, provisioned concurrency comes from the account's unreserved pool;
+    past it Lambda refuses, and the rollout removes what it configured."""
+    name = rollouts.function_name("iris")
+    lam = rollouts._lambda
+    arn = lam.get_function_configuration(FunctionName=name)["FunctionArn"]
+    first = rollouts.deploy("iris", 1)
+    lam.tag_resource(Resource=arn, Tags={contract.TAG_PROVISIONED_CONCURRENCY: "950"})  # over 1000 - 100
+    before = rollouts.alias_state("iris")
+    with pytest.raises(RolloutError, match="Lambda refused provisioned concurrency"):
+        rollouts.start_canary("iris", 2, 10)
+    assert rollouts.alias_state("iris") == before and before.stable_version == first
+    assert rollouts.provisioned("iris") == {}
+
+
+def test_prune_keeps_what_traffic_and_a_rollback_need(rollouts: Rollouts) -> None:
+    name = rollouts.function_name("iris")
+    for model_version in (1, 2, 3, 1, 2):
+        rollouts.deploy("iris", model_version)  # deploy prunes after itself, keeping the newest 3
+    lam = rollouts._lambda
+    published = [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]][1:]
+    state = rollouts.alias_state("iris")
+    previous = rollouts._previous_stable("iris", state.stable_version)
+    assert state.stable_version in published and previous in published
+    assert len(published) == 3, published  # the newest three hold both
+    canary = rollouts.start_canary("iris", 3, 10)["lambda_version"]
+    # with nothing kept for its age, only what traffic and a rollback need stays
+    doomed = rollouts.prune("iris", keep=0, dry_run=True)
+    assert doomed and not {canary, state.stable_version, previous} & set(doomed)
+    assert {canary, state.stable_version, previous} <= {
+        v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]
+    }
+    rollouts.rollback("iris")
+    rollouts.rollback("iris")  # no canary: back to the previous stable version, which was kept
+    assert rollouts.alias_state("iris").stable_version == previous
+
+
+def test_a_rollout_lock_is_renewed_while_a_step_runs_and_taken_over_once_stale(rollouts: Rollouts) -> None:
+    short = Rollouts(rollouts.service, rollouts._lambda, rollouts.platform_name, actor="slow", lock_ttl_s=2)
+    other = Rollouts(rollouts.service, rollouts._lambda, rollouts.platform_name, actor="other", lock_ttl_s=2)
+    with short._lock("iris"):
+        time.sleep(3)  # past the 2 s TTL: the heartbeat kept it
+        with pytest.raises(ConflictError, match="slow"):
+            other.journal.acquire("iris", "other:1", ttl_s=2)
+    rollouts.journal.acquire("iris", "crashed:1", ttl_s=1)  # a holder that dies without releasing
+    time.sleep(2.2)  # expiry is in whole seconds
+    other.journal.acquire("iris", "other:2", ttl_s=2)  # stale: taken over
+    assert other.journal.holder("iris")["owner"] == "other:2"
+    other.journal.release("iris", "other:2")

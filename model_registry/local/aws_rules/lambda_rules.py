@@ -365,6 +365,27 @@ def _patch_functions() -> None:
     LambdaFunction.get_configuration = get_configuration
 
 
+def _fingerprint(function: Any) -> str:
+    """What a published version is a copy of: code and configuration."""
+    return json.dumps(
+        [
+            function.code_sha_256,
+            function.description,
+            function.handler,
+            function.run_time,
+            function.memory_size,
+            function.timeout,
+            function.role,
+            function.environment_vars,
+            [layer["Arn"] for layer in function.layers],
+            getattr(function, "snap_start_apply_on", "None"),
+            function.tracing_config,
+        ],
+        sort_keys=True,
+        default=str,
+    )
+
+
 def _publish(storage: Any, name_or_arn: str, description: str = "") -> Any:
     """Publish ``$LATEST`` as a new version, as Lambda does: nothing new when nothing changed since the
     last publication, and numbers that only grow. moto numbers a new version after the count of the
@@ -376,12 +397,20 @@ def _publish(storage: Any, name_or_arn: str, description: str = "") -> Any:
     latest = storage.get_function_by_name_or_arn_forbid_qualifier(name_or_arn)
     versions = storage._functions[latest.function_name]["versions"]
     last = getattr(latest, "_local_last_version", 0)
-    if versions and not latest.code_or_config_updated and int(versions[-1].version) == last:
+    # "If $LATEST is identical to a previously published version, you won't be able to create a new
+    # version" (configuration-versions.html): what counts is the content, not whether an update ran.
+    content = _fingerprint(latest)
+    if (
+        versions
+        and int(versions[-1].version) == last
+        and getattr(versions[-1], "_local_content", None) == content
+    ):
         return versions[-1]
     latest.code_or_config_updated = False
     number = max([last, *(int(v.version) for v in versions)]) + 1
     latest._local_last_version = number
     version = copy.copy(latest)
+    version._local_content = content
     version.set_version(number)
     if description:
         version.description = description

@@ -433,7 +433,10 @@ class DataPlane:
         """Run one invocation in an execution environment of ``version``; record its metrics."""
         function_name = route.function_name
         spec = self.spec(function_name, version)
-        refusal = self.os_refusal(spec) or (self._not_ready(spec) if spec.snap_start else None)
+        os_refusal = self.os_refusal(spec)
+        if os_refusal is not None:
+            self._report_import_failure(spec, os_refusal)
+        refusal = os_refusal or (self._not_ready(spec) if spec.snap_start else None)
         if refusal is not None:
             failed = Outcome("init_error", error=refusal, version=version)
             self._record(route, version, failed)
@@ -540,6 +543,15 @@ class DataPlane:
         kind = "Restore" if isinstance(environment, RestoredEnvironment) else "Init"
         line = f"{kind.upper()}_REPORT {kind} Duration: {environment.init_ms or 0.0:.2f} ms"
         self.telemetry.log(environment.log_group, environment.log_stream, line)
+
+    def _report_import_failure(self, spec: VersionSpec, error: dict[str, Any]) -> None:
+        """What Lambda logs when the handler's module cannot be imported: the error, then the init report,
+        in a new environment's stream (each failed attempt starts a new environment)."""
+        group = f"/aws/lambda/{spec.function_name}"
+        stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{spec.version}]{uuid.uuid4().hex[:12]}"
+        self.telemetry.log(group, stream, f"[ERROR] {error['errorType']}: {error['errorMessage']}")
+        report = "INIT_REPORT Init Duration: 0.00 ms\tPhase: init\tStatus: error"
+        self.telemetry.log(group, stream, f"{report}\tError Type: {error['errorType']}")
 
     def _report_init_failure(self, environment: ExecutionEnvironment, failed: Outcome) -> None:
         status = "timeout" if failed.kind == "init_timeout" else "error"

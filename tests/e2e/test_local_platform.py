@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import time
-import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,12 +11,11 @@ import numpy as np
 import pytest
 import requests
 
-from model_registry import contract
 from model_registry.examples import ExampleModel
 from model_registry.rollout import Rollouts
 from model_registry.service import RegistryService
 from tests.e2e.conftest import RunningPlatform
-from tests.helpers import LAMBDA_TRUST_POLICY
+from tests.e2e.functions import add_function
 from tests.openapi_check import check_response
 
 pytestmark = pytest.mark.e2e
@@ -167,35 +163,7 @@ def handler(event, context):
 
 
 def test_timeouts_and_crashes_get_errors_and_the_plane_keeps_serving(running: RunningPlatform) -> None:
-    endpoint = running.settings.endpoint_url
-    s3, lam, apigw = (boto3.client(s, endpoint_url=endpoint) for s in ("s3", "lambda", "apigatewayv2"))
-    iam = boto3.client("iam", endpoint_url=endpoint)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("chaos.py", CHAOS)
-    package = buffer.getvalue()
-    key = contract.deployment_key(hashlib.sha256(package).hexdigest())
-    s3.put_object(Bucket=running.settings.bucket_name, Key=key, Body=package)
-    role = iam.create_role(RoleName="chaos", AssumeRolePolicyDocument=LAMBDA_TRUST_POLICY)["Role"]["Arn"]
-    function = lam.create_function(
-        FunctionName="chaos",
-        Runtime=contract.DEFAULT_LAMBDA_RUNTIME,
-        Role=role,
-        Handler="chaos.handler",
-        Code={"S3Bucket": running.settings.bucket_name, "S3Key": key},
-        Timeout=2,
-    )
-    api_id = running.platform.outputs["api_id"]
-    integration = apigw.create_integration(
-        ApiId=api_id,
-        IntegrationType="AWS_PROXY",
-        IntegrationUri=function["FunctionArn"],
-        PayloadFormatVersion="2.0",
-    )
-    apigw.create_route(
-        ApiId=api_id, RouteKey="ANY /chaos/{proxy+}", Target=f"integrations/{integration['IntegrationId']}"
-    )
-    time.sleep(2.5)  # the data plane re-reads routes every 2 s
+    add_function(running, "chaos", CHAOS, timeout_s=2)
     with requests.Session() as session:
         assert session.get(f"{running.url}/chaos/ok", timeout=60).text == "ok"
         started = time.monotonic()

@@ -236,7 +236,7 @@ run "decrypt_only_through_the_services_that_hold_the_data" {
   command = apply
 
   assert {
-    condition = jsondecode(module.model_endpoint["iris"].role_policy_json).Statement[2].Condition["ForAnyValue:StringEquals"]["kms:ViaService"] == [
+    condition = jsondecode(module.model_endpoint["iris"].role_policy_json).Statement[2].Condition["StringEquals"]["kms:ViaService"] == [
       "dynamodb.us-east-1.amazonaws.com", "s3.us-east-1.amazonaws.com", "lambda.us-east-1.amazonaws.com"
     ]
     error_message = "kms:Decrypt must be limited to DynamoDB, S3 and Lambda acting for the function"

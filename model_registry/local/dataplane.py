@@ -37,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from model_registry import contract
 from model_registry.glibc import GlibcTooNew
 from model_registry.local.aws_rules.control import AWS_SERVICE_HEADER, set_version_state
+from model_registry.local.aws_rules.resource_policy import API_GATEWAY, allows_invoke
 from model_registry.local.emulator import DUMMY_CREDENTIALS
 from model_registry.local.events import (
     GATEWAY_TIMEOUT,
@@ -80,6 +81,8 @@ PROVISION_INTERVAL_S = 1.0  # how often provisioned-concurrency configs are read
 TOO_LARGE = HttpResult(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
 UNAUTHORIZED = HttpResult(401, {"content-type": "application/json"}, b'{"message":"Unauthorized"}')
 _FUNCTION_ARN = re.compile(r"arn:[^:]+:lambda:[^:]+:\d+:function:([^:/]+)(?::([^:/]+))?")
+_ARN_SCOPE = re.compile(r"arn:([^:]+):lambda:([^:]+):(\d+):function:")  # partition, region, account
+POLICY_TTL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ class DataPlane:
         self._aliases: dict[tuple[str, str], tuple[float, str, dict[str, float]]] = {}
         self._specs: dict[tuple[str, str], VersionSpec] = {}
         self._limits: dict[str, tuple[float, int]] = {}
+        self._policies: dict[tuple[str, str | None], tuple[float, dict[str, Any]]] = {}
         self._pools: dict[str, FunctionPool] = {}
         self._runtimes: dict[str, list[Path]] = {}
         self._os_refusals: dict[tuple[Path, str], dict[str, Any] | None] = {}
@@ -289,6 +293,39 @@ class DataPlane:
         assert cached is not None
         return cached[1], cached[2]
 
+    def invoke_allowed(self, route: Route, method: str, raw_path: str) -> bool:
+        """Whether the function's resource-based policy lets API Gateway invoke the route's target, as
+        API Gateway requires (see :mod:`~model_registry.local.aws_rules.resource_policy`); the policy is
+        re-read every POLICY_TTL_S."""
+        key = (route.function_name, route.qualifier)
+        cached = self._policies.get(key)
+        if cached is None or time.monotonic() - cached[0] > POLICY_TTL_S:
+
+            def read() -> dict[str, Any]:
+                qualified = {"Qualifier": route.qualifier} if route.qualifier else {}
+                try:
+                    policy = self._lambda.get_policy(FunctionName=route.function_name, **qualified)["Policy"]
+                except self._lambda.exceptions.ResourceNotFoundException:
+                    return {}  # no policy at all
+                return json.loads(policy)
+
+            answer = self._read_or_stale(
+                f"policy of {route.function_name}", read, stale_available=cached is not None
+            )
+            if answer is not _STALE:
+                cached = (time.monotonic(), answer)
+                self._policies[key] = cached
+        assert cached is not None
+        scope = _ARN_SCOPE.search(route.integration_arn)
+        if scope is None:
+            return False
+        partition, region, account = scope.groups()
+        # The path part of the source ARN is the request's; the platform's permissions allow every path.
+        source_arn = (
+            f"arn:{partition}:execute-api:{region}:{account}:{self.api_id}/$default/{method}{raw_path}"
+        )
+        return allows_invoke(cached[1], route.function_name, route.qualifier, source_arn, account)
+
     def concurrency_limit(self, function_name: str) -> int:
         cached = self._limits.get(function_name)
         if cached and time.monotonic() - cached[0] < CONCURRENCY_TTL_S:
@@ -396,6 +433,15 @@ class DataPlane:
         )
         if len(json.dumps(event)) > MAX_INVOKE_BYTES:
             return TOO_LARGE
+        if not self.invoke_allowed(route, method, raw_path):
+            LOG.warning(
+                "%s: API Gateway may not invoke %s%s (its resource policy gives %s no lambda:InvokeFunction)",
+                route.route_key,
+                route.function_name,
+                f":{route.qualifier}" if route.qualifier else "",
+                API_GATEWAY,
+            )
+            return INTERNAL_ERROR
         version = self.resolve_version(route.function_name, route.qualifier)
         outcome = self.invoke(route, version, event, request_id)
         if outcome.kind not in ("result", "throttled"):

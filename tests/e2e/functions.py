@@ -25,10 +25,11 @@ def add_function(
     runtime: str = contract.DEFAULT_LAMBDA_RUNTIME,
     environment: dict[str, str] | None = None,
     layers: list[str] | None = None,
+    permission: bool = True,
 ) -> str:
     """Create function ``name`` from ``source`` (module ``app``, handler ``app.handler``) and route
-    ``ANY /<name>/{proxy+}`` to it through the platform's HTTP API; return the route's base URL once
-    the data plane serves it."""
+    ``ANY /<name>/{proxy+}`` to it through the platform's HTTP API, allowing API Gateway to invoke it
+    (unless ``permission`` is False); return the route's base URL once the data plane serves it."""
     endpoint = running.settings.endpoint_url
     s3, lam, apigw, iam = (
         boto3.client(s, endpoint_url=endpoint) for s in ("s3", "lambda", "apigatewayv2", "iam")
@@ -62,15 +63,24 @@ def add_function(
         RouteKey=f"ANY /{name}/{{proxy+}}",
         Target=f"integrations/{integration['IntegrationId']}",
     )
-    lam.add_permission(
-        FunctionName=name,
-        StatementId="apigateway",
-        Action="lambda:InvokeFunction",
-        Principal="apigateway.amazonaws.com",
-    )
+    if permission:
+        allow_api_gateway(running, name)
     plane = running.platform.server.plane
     deadline = time.monotonic() + 30  # the data plane re-reads routes every 2 s
     while not any(route.function_name == name for route in plane.routes()):
         assert time.monotonic() < deadline, f"the data plane never routed /{name}"
         time.sleep(0.5)
     return f"{running.url}/{name}"
+
+
+def allow_api_gateway(running: RunningPlatform, name: str) -> None:
+    """The permission API Gateway needs to invoke function ``name`` from the platform's API."""
+    lam = boto3.client("lambda", endpoint_url=running.settings.endpoint_url)
+    api = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"].split(":")
+    lam.add_permission(
+        FunctionName=name,
+        StatementId="apigateway",
+        Action="lambda:InvokeFunction",
+        Principal="apigateway.amazonaws.com",
+        SourceArn=f"arn:{api[1]}:execute-api:{api[3]}:{api[4]}:{running.platform.outputs['api_id']}/*/*",
+    )

@@ -13,7 +13,7 @@ import requests
 
 from model_registry import contract
 from tests.e2e.conftest import RunningPlatform
-from tests.e2e.functions import add_function
+from tests.e2e.functions import add_function, allow_api_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -104,3 +104,24 @@ def test_a_layer_that_needs_a_newer_glibc_than_the_runtimes_os_is_not_imported(
     assert error.startswith("[ERROR] Runtime.ImportModuleError: Unable to import module 'app'")
     assert "GLIBC_2.2" in error and "glibc 2.26" in error, error
     assert running.platform.server.plane.environment_counts().get("numpy-al2", (0, 0)) == (0, 0)
+
+
+HELLO = """
+def handler(event, context):
+    return {"statusCode": 200, "body": "hello", "headers": {"content-type": "text/plain"}}
+"""
+
+
+def test_api_gateway_invokes_only_functions_whose_resource_policy_allows_it(running: RunningPlatform) -> None:
+    """Without lambda:InvokeFunction for apigateway.amazonaws.com in the function's resource policy, an HTTP
+    API answers 500 (https://repost.aws/knowledge-center/api-gateway-http-lambda-integrations). The model
+    routes answering at all shows Terraform's aws_lambda_permission is in place."""
+    url = add_function(running, "no-permission", HELLO, permission=False)
+    refused = requests.get(f"{url}/a", timeout=60)
+    assert refused.status_code == 500 and refused.json() == {"message": "Internal Server Error"}
+    allow_api_gateway(running, "no-permission")
+    deadline = time.monotonic() + 30  # the data plane re-reads policies every 5 s
+    while (answer := requests.get(f"{url}/a", timeout=60)).status_code != 200:
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.5)
+    assert answer.text == "hello"

@@ -54,17 +54,24 @@ else:
 
 SETTINGS = Settings.from_env()
 MODEL_NAME = os.environ.get(contract.ENV_MODEL_NAME, "")
+try:
+    PIN = parse_pin(os.environ.get(contract.ENV_MODEL_VERSION))
+    MISCONFIGURED: RegistryError | None = None
+except RegistryError as exc:  # answered (500, counted) on every request instead of a failed import
+    PIN, MISCONFIGURED = None, RegistryError(exc.message, code="misconfigured")
 SERVER = ModelServer(
     RegistryService.from_settings(SETTINGS, profile="serving"),
     MODEL_NAME,
-    parse_pin(os.environ.get(contract.ENV_MODEL_VERSION)),
+    PIN,
     cache_size=SETTINGS.cache_size,
 )
+if MISCONFIGURED is not None:
+    SERVER.misconfigured(MISCONFIGURED)
 # Which function version answers, and the model version it pins: every server error is counted under
 # both from init on, a 503 before any model loaded included, so a rollout's gate sees all of them.
 VERSION_DIMENSIONS = contract.version_dimensions(
     MODEL_NAME,
-    str(SERVER.pin) if SERVER.pin else "latest",
+    str(SERVER.pin) if SERVER.pin else os.environ.get(contract.ENV_MODEL_VERSION) or "latest",
     os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
 )
 metrics.set_default_dimensions(model=MODEL_NAME)
@@ -106,7 +113,9 @@ def _init() -> None:
 
 
 try:
-    if MODEL_NAME:
+    if MISCONFIGURED is not None:
+        logger.error("misconfigured: serving nothing", extra={"error": MISCONFIGURED.message})
+    elif MODEL_NAME:
         _init()
 finally:
     gc.freeze()
@@ -120,6 +129,8 @@ def _before_snapshot() -> None:
     answer 503. The version Terraform publishes before any model is registered pins ``latest``: its
     snapshot is taken without a model, which then loads on the first request (and the first rollout
     replaces that version anyway)."""
+    if MISCONFIGURED is not None:
+        raise MISCONFIGURED
     if not MODEL_NAME or SERVER.pinned is not None:
         return
     try:

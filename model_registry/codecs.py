@@ -60,6 +60,13 @@ def _as_matrix(rows: Any, signature: Signature) -> np.ndarray:
         array = np.asarray(rows)
     except (ValueError, OverflowError) as exc:
         raise _unprocessable(f"instances must be rows of equal length: {exc}", "wrong_shape") from None
+    if array.dtype.kind == "O" and array.ndim == 2 and all(_is_number(v) for v in array.flat):
+        # Integers past int64 (JSON has no limit) give an object array: as floats they are numbers, or
+        # too large for any float the model computes with.
+        try:
+            array = array.astype(np.float64)
+        except OverflowError:
+            raise _unprocessable("a feature value is too large for a 64-bit float", "non_finite") from None
     if array.dtype.kind not in "fiu":
         if array.dtype.kind == "b":
             raise _unprocessable("features must be numbers, not booleans", "non_numeric")
@@ -73,6 +80,10 @@ def _as_matrix(rows: Any, signature: Signature) -> np.ndarray:
             f"instances must be a 2-D list of rows, got {array.ndim} dimensions", "wrong_shape"
         )
     return array
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _rows_from_objects(rows: list[Any], signature: Signature) -> list[list[Any]]:

@@ -222,14 +222,15 @@ class Rollouts:
         self._wait_updated(name)  # a terraform apply may still be updating the function
         config = self._lambda.get_function_configuration(FunctionName=name)
         variables = self._environment(name, config)
-        variables[contract.ENV_MODEL_VERSION] = str(model_version)
-        self._retry_conflicts(
-            lambda: self._lambda.update_function_configuration(
-                FunctionName=name, Environment={"Variables": variables}, RevisionId=config["RevisionId"]
-            ),
-            name,
-        )
-        self._wait_updated(name)
+        if variables.get(contract.ENV_MODEL_VERSION) != str(model_version):  # else: publish as it is
+            variables[contract.ENV_MODEL_VERSION] = str(model_version)
+            self._retry_conflicts(
+                lambda: self._lambda.update_function_configuration(
+                    FunctionName=name, Environment={"Variables": variables}, RevisionId=config["RevisionId"]
+                ),
+                name,
+            )
+            self._wait_updated(name)
         updated = self._lambda.get_function_configuration(FunctionName=name)
         if (updated.get("Environment") or {}).get("Variables", {}).get(contract.ENV_MODEL_VERSION) != str(
             model_version

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_registry import aws
 from model_registry.artifacts import ArtifactStore, check_readable, sha256_bytes, verify
-from model_registry.errors import ArtifactError, InvalidInput, PickleNotAllowed
+from model_registry.errors import InvalidInput, PickleNotAllowed
 from model_registry.loaders import LoadedModel, load_model, resolve_format, runtime_available
 from model_registry.records import (
     ModelVersion,
@@ -204,6 +204,8 @@ class RegistryService:
 def _check_metrics(metrics: dict[str, Any]) -> None:
     for key, value in metrics.items():
         if not isinstance(key, str) or not isinstance(value, int | float) or isinstance(value, bool):
-            raise InvalidInput(f"metric {key!r} must map a name to a number, got {value!r}")
+            raise InvalidInput(
+                f"metric {key!r} must map a name to a number, got {value!r}", code="invalid_metrics"
+            )
         if value != value or value in (float("inf"), float("-inf")):
-            raise ArtifactError(f"metric {key!r} is not finite", code="invalid_metrics")
+            raise InvalidInput(f"metric {key!r} is not finite", code="invalid_metrics")

@@ -58,6 +58,12 @@ def parse_version(text: str) -> int:
     return int(text)
 
 
+def _permanent(error: RegistryError) -> bool:
+    """A load failure that answers as itself: not a dependency outage, and not a model or version that
+    is not registered yet (both answer 503 and are retried)."""
+    return error.status < 500 and error.status != 404
+
+
 class ModelServer:
     """Serves one model name: its pinned version and, on demand, explicit versions."""
 
@@ -73,6 +79,11 @@ class ModelServer:
         self._failed_at = float("-inf")
         self._cache: OrderedDict[int, ServedModel] = OrderedDict()
         self._lock = threading.Lock()
+        self.configuration_error: RegistryError | None = None
+
+    def misconfigured(self, error: RegistryError) -> None:
+        """Serve nothing: every request answers ``error`` (a deployment problem no retry can fix)."""
+        self.configuration_error = error
 
     def load_pinned(self) -> ServedModel:
         """Load the pinned version (at init); remember a failure so requests answer 503 and retry."""
@@ -101,11 +112,15 @@ class ModelServer:
 
     def get(self, version: int | None = None) -> ServedModel:
         """The pinned model (loading it if init failed) or an explicit version from the cache."""
+        if self.configuration_error is not None:
+            raise self.configuration_error
         pinned = self.pinned
         if version is None or (pinned is not None and version == pinned.version):
             if pinned is not None:
                 return pinned
             if self.load_error is not None and time.monotonic() - self._failed_at < LOAD_RETRY_INTERVAL_S:
+                if _permanent(self.load_error):  # e.g. a pickle this function may not load: no retry helps
+                    raise self.load_error
                 raise DependencyUnavailable(
                     f"model {self.model_name!r} is not loaded: {self.load_error.message}"
                 )
@@ -114,7 +129,7 @@ class ModelServer:
             except DependencyUnavailable:
                 raise
             except RegistryError as exc:
-                if exc.status >= 500 or exc.status == 404:
+                if not _permanent(exc):
                     raise DependencyUnavailable(
                         f"model {self.model_name!r} is not loaded: {exc.message}"
                     ) from exc

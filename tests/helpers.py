@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -67,3 +68,17 @@ def require_interpreter(runtime: str) -> str:
         if os.environ.get("REQUIRE_SNAPSTART") == "1":
             pytest.fail(f"REQUIRE_SNAPSTART=1 but {exc}")
         pytest.skip(f"{exc} (set REQUIRE_SNAPSTART=1 to make this a failure)")
+
+
+def broken_model(X: Any, y: Any, path: Path) -> Path:
+    """A model that loads with a valid signature (the features of ``X``) but raises ValueError on every
+    prediction: its pipeline's last step was fitted on one feature more than the first step passes on."""
+    import numpy as np
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = LogisticRegression(max_iter=200).fit(np.column_stack([X, X[:, :1]]), y)
+    sio.dump(Pipeline([("scale", StandardScaler().fit(X)), ("model", model)]), path)
+    return path

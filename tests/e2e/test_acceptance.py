@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-import skops.io as sio
 
 from model_registry.examples import ExampleModel
 from model_registry.rollout import Gate
 from tests.e2e.targets import Target, aws_target, confirmation_problem, settle
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, broken_model
 
 pytestmark = pytest.mark.e2e
 
@@ -129,18 +128,6 @@ def test_a_canary_shares_traffic_and_rolls_back(target: Target, examples: dict[s
         settle(session, traffic.url, traffic.body, stable_model, target.settle_s)
 
 
-def _broken(examples: dict[str, ExampleModel], path: Path) -> Path:
-    """A model that loads with a valid 4-feature signature but raises on every prediction."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    X, y = examples["iris"].X_test, examples["iris"].y_test
-    model = LogisticRegression(max_iter=200).fit(np.column_stack([X, X[:, :1]]), y)  # expects 5 features
-    sio.dump(Pipeline([("scale", StandardScaler().fit(X)), ("model", model)]), path)
-    return path
-
-
 def test_the_gate_reads_cloudwatch_and_rolls_a_broken_version_back(
     target: Target, examples: dict[str, ExampleModel], tmp_path: Path
 ) -> None:
@@ -148,7 +135,7 @@ def test_the_gate_reads_cloudwatch_and_rolls_a_broken_version_back(
     stable = rollouts.alias_state("iris").stable_version
     broken = rollouts.service.register(
         "iris",
-        _broken(examples, tmp_path / "broken.skops"),
+        broken_model(examples["iris"].X_test, examples["iris"].y_test, tmp_path / "broken.skops"),
         feature_names=examples["iris"].feature_names,
         description="acceptance: broken",
         progress=False,

@@ -89,13 +89,19 @@ def test_warm_environment_keeps_serving_when_the_registry_goes_away(examples, cl
     assert other.status == 503
 
 
-def test_missing_registry_table_at_cold_start_is_a_503(examples, clean_env, moto_url: str) -> None:
+def test_missing_registry_table_at_cold_start_is_a_503_until_it_exists(
+    examples, clean_env, moto_url: str
+) -> None:
     settings = Settings(
         table_name="missing-table", bucket_name="missing-bucket", region="us-east-1", endpoint_url=moto_url
     )
     handler = load_handler(settings, "iris", "1")  # the table does not exist: ResourceNotFound -> unavailable
     response = call(handler, "POST", "/models/iris/predict", ROW)
-    assert response.status == 503
+    assert response.status == 503 and response.headers["Retry-After"]
+    assert json.loads(response.body)["code"] == "dependency_unavailable"
+    _register(settings, examples)  # terraform applied late: the same environment recovers by itself
+    time.sleep(LOAD_RETRY_INTERVAL_S)
+    assert call(handler, "POST", "/models/iris/predict", ROW).status == 200
 
 
 def test_missing_artifact_at_cold_start_is_a_503_then_recovers(examples, clean_env, server_settings) -> None:

@@ -6,17 +6,22 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-from model_registry import aws
+from model_registry import aws, contract
+from model_registry.codecs import V2_DTYPES
+from model_registry.errors import RegistryError
 from model_registry.examples import ExampleModel
 from model_registry.service import RegistryService
+from model_registry.serving import LOAD_RETRY_INTERVAL_S
 from model_registry.settings import Settings
 from tests.handler_support import call, handler_env, load_handler
+from tests.helpers import REPO_ROOT, broken_model
 
 pytestmark = pytest.mark.integration
 
@@ -177,6 +182,193 @@ def test_v2_binary_extension(handlers, examples) -> None:
     np.testing.assert_allclose(values, example.estimator.predict(rows.astype(np.float64)), rtol=1e-6)
 
 
+def test_v2_one_tensor_per_feature_and_the_default_binary_output(handlers, examples) -> None:
+    """Tensors named by the model's features (one column each), and ``binary_data_output`` on the
+    request making every output binary when no output is listed."""
+    example = examples["iris"]
+    rows = example.X_test[:5]
+    tensors = [
+        {"name": name, "shape": [len(rows)], "datatype": "FP64", "data": rows[:, i].tolist()}
+        for i, name in enumerate(example.feature_names)
+    ]
+    result = call(handlers["iris"], "POST", "/v2/models/iris/infer", {"inputs": tensors[::-1]})  # any order
+    assert result.status == 200, result.body
+    (output,) = _json(result)["outputs"]
+    assert output["name"] == "predict" and output["data"] == example.estimator.predict(rows).tolist()
+
+    binary = call(
+        handlers["iris"],
+        "POST",
+        "/v2/models/iris/infer",
+        {"inputs": tensors, "parameters": {"binary_data_output": True}},
+    )
+    assert binary.status == 200, binary.body
+    length = int(binary.headers["Inference-Header-Content-Length"])
+    (output,) = json.loads(binary.body[:length])["outputs"]
+    assert "data" not in output and output["parameters"]["binary_data_size"] == len(binary.body) - length
+    dtype = V2_DTYPES[output["datatype"]].newbyteorder("<")
+    assert (
+        np.frombuffer(binary.body[length:], dtype=dtype).tolist() == example.estimator.predict(rows).tolist()
+    )
+
+    renamed = [{**tensors[0], "name": "not-a-feature"}, *tensors[1:]]
+    refused = call(handlers["iris"], "POST", "/v2/models/iris/infer", {"inputs": renamed})
+    assert refused.status == 422 and _json(refused)["code"] == "wrong_features"
+
+
+def test_explicit_versions_are_cached_up_to_the_cache_size(registry: Settings, examples) -> None:
+    """``MODEL_CACHE_SIZE`` explicit versions stay loaded besides the pinned one; the least recently
+    used is evicted, and loads again (from the registry) when asked for."""
+    saved = dict(os.environ)
+    try:
+        handler = load_handler(registry, "iris", "2", MODEL_CACHE_SIZE="1")
+        row = {"instances": examples["iris"].X_test[:1].tolist()}
+        loads: list[int] = []
+        real_load = handler.SERVER.service.load
+
+        def counting_load(name: str, version: int):  # the real load, counted
+            loads.append(version)
+            return real_load(name, version)
+
+        handler.SERVER.service.load = counting_load
+        for version in ("1", "1", "2", "1"):  # 2 is the pinned version: never cached, never reloaded
+            result = call(handler, "POST", f"/models/iris/versions/{version}/predict", row)
+            assert result.status == 200 and result.headers["X-Model-Version"] == version
+        assert loads == [1]
+        assert list(handler.SERVER._cache) == [1]
+        handler.SERVER._cache.clear()  # as if another version had evicted it
+        assert call(handler, "POST", "/models/iris/versions/1/predict", row).status == 200
+        assert loads == [1, 1]
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        aws.reset()
+
+
+@pytest.mark.parametrize("pin", ["three", "0", "-1"])
+def test_an_invalid_model_version_pin_answers_every_request_instead_of_failing_the_import(
+    registry: Settings, pin: str, capsys
+) -> None:
+    saved = dict(os.environ)
+    try:
+        handler = load_handler(registry, "iris", pin)  # the import itself must not raise
+        assert handler.SERVER.pinned is None
+        for path in ("/models/iris/predict", "/models/iris/versions/1/predict", "/v2/models/iris/infer"):
+            capsys.readouterr()
+            body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}
+            result = call(handler, "POST", path, body if "/v2/" in path else {"instances": [[1, 2, 3, 4]]})
+            assert result.status == 500 and _json(result)["code"] == "misconfigured", result.body
+            assert "MODEL_VERSION" in _json(result)["error"]
+            assert contract.SERVER_ERRORS_METRIC in capsys.readouterr().out  # the gate counts it
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        aws.reset()
+
+
+def test_a_pickled_model_is_served_only_where_pickle_is_allowed(
+    registry: Settings, examples, tmp_path
+) -> None:
+    """A joblib artifact registered where pickle is allowed: a function without MODEL_ALLOW_PICKLE answers
+    403 pickle_not_allowed on every request (no retry can help), one with it serves the model."""
+    import joblib
+
+    example = examples["iris"]
+    artifact = tmp_path / "iris.joblib"
+    joblib.dump(example.estimator, artifact)
+    allowed = Settings(**{**vars(registry), "allow_pickle": True})
+    RegistryService.from_settings(allowed).register(
+        "pickled", artifact, feature_names=example.feature_names, progress=False
+    )
+    rows = example.X_test[:3]
+    saved = dict(os.environ)
+    try:
+        refusing = load_handler(registry, "pickled", "1")
+        for pause in (0, LOAD_RETRY_INTERVAL_S):  # at once, and once the load would be retried
+            time.sleep(pause)
+            result = call(refusing, "POST", "/models/pickled/predict", {"instances": rows.tolist()})
+            assert result.status == 403 and _json(result)["code"] == "pickle_not_allowed", result.body
+        serving = load_handler(registry, "pickled", "1", **{contract.ENV_ALLOW_PICKLE: "true"})
+        result = call(serving, "POST", "/models/pickled/predict", {"instances": rows.tolist()})
+        assert (
+            result.status == 200 and _json(result)["predictions"] == example.estimator.predict(rows).tolist()
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        aws.reset()
+
+
+_TRACE_PROBE = """
+import json
+import functions.handler as h
+from tests.handler_support import call
+result = call(h, "POST", "/models/iris/predict", {"instances": [[5.1, 3.5, 1.4, 0.2]]})
+print(json.dumps({"status": result.status, "traced": h.tracer is not None and not h.tracer.disabled}))
+"""
+
+
+def test_tracing_sends_the_model_load_and_the_aws_calls_to_the_xray_daemon(registry: Settings) -> None:
+    """Terraform turns X-Ray tracing on (mode Active): the handler then traces its model load, and the
+    X-Ray SDK sends the subsegments over UDP to the daemon Lambda runs beside the function. A UDP socket
+    stands in for the daemon; the trace header is the one Lambda sets for a sampled request. In its own
+    process, since the SDK patches botocore for good."""
+    import socket
+
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", 0))
+    daemon.settimeout(10)
+    env = {
+        **os.environ,
+        **handler_env(registry, "iris", "1"),
+        "POWERTOOLS_TRACE_DISABLED": "false",
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
+        "LAMBDA_TASK_ROOT": str(REPO_ROOT),
+        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+    }
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", _TRACE_PROBE],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert probe.returncode == 0, probe.stderr[-2000:]
+        assert json.loads(probe.stdout.strip().splitlines()[-1]) == {"status": 200, "traced": True}
+        names: set[str] = set()
+        while not {"load_model", "dynamodb", "s3"} <= names:
+            try:  # each datagram: a header line, then the subsegment's JSON document
+                datagram = daemon.recv(65536).decode()
+            except TimeoutError:
+                raise AssertionError(f"the daemon received only {sorted(names)}") from None
+            names.add(json.loads(datagram.split("\n", 1)[1]).get("name", ""))
+    finally:
+        daemon.close()
+
+
+def test_the_before_snapshot_hook_refuses_a_snapshot_without_its_pinned_model(registry: Settings) -> None:
+    """SnapStart: a failing hook fails the snapshot, so a version pinned to a model it cannot load never
+    goes Active; Terraform's version pinned to ``latest`` before any registration snapshots without one."""
+    saved = dict(os.environ)
+    try:
+        missing = load_handler(registry, "iris", "99")  # not registered: init could not load it
+        assert missing.SERVER.pinned is None
+        with pytest.raises(RegistryError):
+            missing._before_snapshot()
+        unregistered = load_handler(registry, "not-registered-yet", "latest")
+        unregistered._before_snapshot()  # tolerated: the first rollout publishes the real version
+        assert unregistered.SERVER.pinned is None
+        loaded = load_handler(registry, "iris", "1")
+        loaded._before_snapshot()
+        assert loaded.SERVER.pinned is not None and loaded.SERVER.pinned.version == 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        aws.reset()
+
+
 BAD = [
     ("broken json", "POST", "/models/iris/predict", b"{not json", {}, 400, "invalid_json"),
     ("empty body", "POST", "/models/iris/predict", b"", {}, 400, "empty_body"),
@@ -218,7 +410,7 @@ BAD = [
         b'{"instances": [[' + b"9" * 400 + b", 1, 2, 3]]}",
         {},
         422,
-        None,
+        "non_finite",
     ),
     (
         "wrong count",
@@ -299,6 +491,15 @@ BAD = [
     ),
     ("v2 no inputs", "POST", "/v2/models/iris/infer", b'{"inputs": []}', {}, 400, "malformed"),
     (
+        "probabilities of a regressor",
+        "POST",
+        "/models/diabetes/predict",
+        b'{"instances": [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]], "return_probabilities": true}',
+        {},
+        422,
+        "no_probabilities",
+    ),
+    (
         "v2 unknown output",
         "POST",
         "/v2/models/diabetes/infer",
@@ -320,8 +521,7 @@ def test_bad_requests_get_documented_errors(handlers, case) -> None:
     assert result.status == status, result.body[:300]
     body = json.loads(result.body)
     assert set(body) >= {"error", "code"} and body["error"]
-    if code:
-        assert body["code"] == code
+    assert body["code"] == code
     # the environment still serves afterwards
     ok = call(handlers["iris"], "POST", "/models/iris/predict", {"instances": [[5.1, 3.5, 1.4, 0.2]]})
     assert ok.status == 200
@@ -364,6 +564,38 @@ def test_hot_route_answers_exactly_as_the_resolver(handlers, examples, name: str
     assert (handler._predict_fast(event) is not None) == (through_resolver["statusCode"] == 200)
     handler.metrics.clear_metrics()
     assert handler.lambda_handler(event, context) == through_resolver
+
+
+def test_a_model_that_raises_on_valid_input_answers_prediction_failed_on_every_route(
+    registry: Settings, examples: dict[str, ExampleModel], tmp_path, capsys
+) -> None:
+    """The hot route included: the exception becomes the documented 500 body and a counted server error
+    instead of leaving lambda_handler (on Lambda: a function error, the gateway's bare 500, no metric)."""
+    iris = examples["iris"]
+    artifact = broken_model(iris.X_test, iris.y_test, tmp_path / "broken.skops")
+    RegistryService.from_settings(registry).register(
+        "broken", artifact, feature_names=iris.feature_names, progress=False
+    )
+    saved = dict(os.environ)
+    try:
+        handler = load_handler(registry, "broken", "1")
+        tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+        requests = [
+            ("/models/broken/predict", {"instances": [[5.1, 3.5, 1.4, 0.2]]}),  # the hot route
+            ("/models/broken/versions/1/predict", {"instances": [[5.1, 3.5, 1.4, 0.2]]}),
+            ("/v2/models/broken/infer", {"inputs": [tensor]}),
+        ]
+        for path, body in requests:
+            capsys.readouterr()
+            result = call(handler, "POST", path, body)
+            assert result.status == 500, (path, result.body)
+            assert _json(result) == {"error": "prediction failed: ValueError", "code": "prediction_failed"}
+            emitted = capsys.readouterr().out
+            assert contract.SERVER_ERRORS_METRIC in emitted, path  # the gate counts it
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        aws.reset()
 
 
 _GC_PROBE = """

@@ -9,16 +9,17 @@ import sys
 import threading
 import time
 import zipfile
+from datetime import UTC, datetime
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
 from model_registry import aws, contract
-from model_registry.errors import ConflictError, IntegrityError, RolloutError, VersionNotFound
+from model_registry.errors import ConflictError, IntegrityError, ModelNotFound, RolloutError, VersionNotFound
 from model_registry.examples import ExampleModel
 from model_registry.local.aws_rules.control import set_version_state
-from model_registry.rollout import Rollouts
+from model_registry.rollout import Gate, Rollouts
 from model_registry.service import RegistryService
 from model_registry.settings import Settings
 from tests.helpers import LAMBDA_TRUST_POLICY
@@ -204,14 +205,9 @@ def test_provisioned_concurrency_moves_with_the_traffic(rollouts: Rollouts) -> N
     rollouts.promote("iris")
     assert rollouts.provisioned("iris") == {canary: 3}  # the old stable version gave its up
     third = rollouts.start_canary("iris", 3, 10)["lambda_version"]
+    assert rollouts.provisioned("iris") == {canary: 3, third: 1}
     rollouts.rollback("iris", reason="test")
     assert rollouts.provisioned("iris") == {canary: 3}  # the dropped canary's is gone
-    assert third != canary
-    # Lambda refuses provisioned concurrency on $LATEST; the emulator does the same
-    with pytest.raises(lam.exceptions.InvalidParameterValueException):
-        lam.put_provisioned_concurrency_config(
-            FunctionName=name, Qualifier="$LATEST", ProvisionedConcurrentExecutions=1
-        )
 
 
 def test_without_the_tag_no_provisioned_concurrency_is_configured(rollouts: Rollouts) -> None:
@@ -503,3 +499,103 @@ def test_a_rollout_lock_is_renewed_while_a_step_runs_and_taken_over_once_stale(r
     other.journal.acquire("iris", "other:2", ttl_s=2)  # stale: taken over
     assert other.journal.holder("iris")["owner"] == "other:2"
     other.journal.release("iris", "other:2")
+
+
+def test_requests_that_cannot_be_carried_out_are_refused_and_change_nothing(
+    rollouts: Rollouts, examples: dict[str, ExampleModel]
+) -> None:
+    """Each refusal names the reason; the alias, the Lambda versions and the journal stay as they were."""
+    name = rollouts.function_name("iris")
+    lam = rollouts._lambda
+    with pytest.raises(RolloutError, match="no canary and no earlier stable version"):
+        rollouts.rollback("iris")  # Terraform's version 1 is all there is
+    first = rollouts.deploy("iris", 1)
+    before = rollouts.alias_state("iris")
+    versions = lam.list_versions_by_function(FunctionName=name)["Versions"]
+    events = rollouts.journal.events("iris")
+    rollouts.service.register("orphan", examples["iris"].artifact, progress=False)  # no function for it
+    refusals = [
+        (lambda: rollouts.start_canary("iris", 2, 0), r"canary percentage must be in \(0, 100\]"),
+        (lambda: rollouts.start_canary("iris", 2, 100.5), r"canary percentage must be in \(0, 100\]"),
+        (lambda: rollouts.start_canary("iris", 1, 10), "already live on Lambda version"),
+        (lambda: rollouts.promote("iris"), "has no canary to promote"),
+        (lambda: rollouts.progressive("iris", 2, [50, 10], 1, Gate()), "steps must be increasing"),
+        (lambda: rollouts.progressive("iris", 2, [0, 100], 1, Gate()), "steps must be increasing"),
+        (lambda: rollouts.start_canary("unregistered", 1, 10), "is not registered"),
+        (lambda: rollouts.start_canary("orphan", 1, 10), "has no endpoint"),
+    ]
+    for attempt, message in refusals:
+        with pytest.raises((RolloutError, VersionNotFound, ModelNotFound), match=message):
+            attempt()
+    assert rollouts.alias_state("iris") == before and before.stable_version == first
+    assert lam.list_versions_by_function(FunctionName=name)["Versions"] == versions
+    assert rollouts.journal.events("iris") == events
+    without_cloudwatch = Rollouts(rollouts.service, lam, rollouts.platform_name, actor="no-cw")
+    with pytest.raises(RolloutError, match="no CloudWatch client"):
+        without_cloudwatch.health("iris", first, datetime.now(UTC))
+
+
+def test_a_progressive_rollout_without_traffic_is_rolled_back_for_lack_of_evidence(
+    rollouts: Rollouts,
+) -> None:
+    """No request reaches the canary (CloudWatch has nothing for it): the gate cannot judge, so after
+    three intervals the canary is rolled back instead of promoted blind."""
+    stable = rollouts.deploy("iris", 1)
+    said: list[str] = []
+    result = rollouts.progressive(
+        "iris", 2, [50, 100], interval_s=1, gate=Gate(min_requests=5), say=said.append, poll_s=0.3
+    )
+    assert result["outcome"] == "rolled-back" and result["reason"].startswith("not enough traffic to judge")
+    assert rollouts.alias_state("iris").stable_version == stable
+    assert rollouts.alias_state("iris").canary_version is None
+    assert any(line.startswith("  canary: 0 requests") for line in said)
+
+
+def test_ctrl_c_during_a_progressive_rollout_drops_the_canary_and_says_what_is_live(
+    rollouts: Rollouts,
+) -> None:
+    stable = rollouts.deploy("iris", 1)
+    said: list[str] = []
+
+    def say(line: str) -> None:
+        said.append(line)
+        if line.startswith("  canary:"):
+            raise KeyboardInterrupt  # the operator presses Ctrl-C while the gate watches
+
+    with pytest.raises(KeyboardInterrupt):
+        rollouts.progressive("iris", 2, [10, 100], interval_s=5, gate=Gate(), say=say, poll_s=0.2)
+    state = rollouts.alias_state("iris")
+    assert (state.stable_version, state.canary_version) == (stable, None)
+    assert (
+        said[-1] == f"interrupted: all traffic on stable Lambda version {stable} (model v1); canary dropped"
+    )
+    assert rollouts.journal.events("iris")[0]["action"] == "auto-rollback"
+
+
+def test_a_canary_replaced_by_someone_else_stops_the_progressive_rollout(rollouts: Rollouts) -> None:
+    rollouts.deploy("iris", 1)
+    other = Rollouts(rollouts.service, rollouts._lambda, rollouts.platform_name, actor="someone-else")
+    replaced: list[str] = []
+
+    def say(line: str) -> None:
+        if line.startswith("  canary:") and not replaced:  # while the first step is watched
+            other.rollback("iris", reason="mine now")
+            replaced.append(other.start_canary("iris", 3, 20)["lambda_version"])
+
+    with pytest.raises(RolloutError, match="changed under this rollout"):
+        rollouts.progressive(
+            "iris", 2, [10, 50, 100], interval_s=0.5, gate=Gate(min_requests=0), say=say, poll_s=0.2
+        )
+    assert rollouts.alias_state("iris").canary_version == replaced[0]  # the other rollout's canary stays
+
+
+def test_an_alias_changed_since_it_was_read_is_not_overwritten(rollouts: Rollouts) -> None:
+    """Every alias update carries the RevisionId it was computed from: Lambda refuses it with
+    PreconditionFailedException when someone changed the alias in between."""
+    rollouts.deploy("iris", 1)
+    state = rollouts.alias_state("iris")
+    canary = rollouts.publish("iris", 2)
+    rollouts.set_alias("iris", state.stable_version, canary, 0.1, state.revision_id)  # someone else's change
+    with pytest.raises(RolloutError, match="changed during this operation"):
+        rollouts.set_alias("iris", state.stable_version, None, 0.0, state.revision_id)  # the stale read
+    assert rollouts.alias_state("iris").canary_version == canary

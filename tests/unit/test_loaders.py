@@ -73,3 +73,47 @@ def test_signatures_are_inferred(examples: dict[str, ExampleModel]) -> None:
     assert (cancer.signature.n_features, cancer.signature.classes) == (30, [0, 1])
     diabetes = load_model(examples["diabetes"].artifact.read_bytes(), "skops", allow_pickle=False).signature
     assert (diabetes.n_features, diabetes.output_kind, diabetes.classes) == (10, "regression", None)
+
+
+def _xgboost_bytes(model: object, tmp_path: Path, name: str) -> bytes:
+    path = tmp_path / f"{name}.json"
+    model.save_model(path)  # type: ignore[attr-defined]
+    return path.read_bytes()
+
+
+def test_xgboost_regressor_predicts_like_the_trained_model(tmp_path: Path) -> None:
+    import xgboost as xgb
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    trained = xgb.XGBRegressor(n_estimators=20, max_depth=3).fit(X, y)
+    model = load_model(_xgboost_bytes(trained, tmp_path, "regressor"), "xgboost-json", allow_pickle=False)
+    assert model.signature.output_kind == "regression" and model.signature.classes is None
+    np.testing.assert_array_equal(model.predict(X[:20]), trained.predict(X[:20]))
+    assert model.predict_proba(X[:20]) is None  # answered as 422 no_probabilities
+
+
+def test_xgboost_multiclass_softprob_gives_labels_and_probabilities(tmp_path: Path) -> None:
+    import xgboost as xgb
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    trained = xgb.XGBClassifier(n_estimators=20, max_depth=3).fit(X, y)
+    model = load_model(_xgboost_bytes(trained, tmp_path, "softprob"), "xgboost-json", allow_pickle=False)
+    assert model.signature.classes == [0, 1, 2] and model.signature.n_features == X.shape[1]
+    np.testing.assert_array_equal(model.predict(X), trained.predict(X))
+    np.testing.assert_array_equal(model.predict_proba(X), trained.predict_proba(X))
+
+
+def test_xgboost_softmax_booster_gives_labels_without_probabilities(tmp_path: Path) -> None:
+    import xgboost as xgb
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    params = {"objective": "multi:softmax", "num_class": 3, "max_depth": 3}
+    booster = xgb.train(params, xgb.DMatrix(X, label=y), num_boost_round=10)
+    model = load_model(_xgboost_bytes(booster, tmp_path, "softmax"), "xgboost-json", allow_pickle=False)
+    assert model.signature.classes == [0, 1, 2]
+    expected = booster.predict(xgb.DMatrix(X)).astype(int)
+    np.testing.assert_array_equal(model.predict(X), expected)
+    assert model.predict_proba(X) is None

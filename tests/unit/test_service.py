@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_registry.errors import IntegrityError, ModelNotFound, PickleNotAllowed, VersionNotFound
+from model_registry.errors import (
+    ArtifactError,
+    IntegrityError,
+    InvalidInput,
+    ModelNotFound,
+    PickleNotAllowed,
+    VersionNotFound,
+)
 from model_registry.examples import ExampleModel
 from model_registry.service import RegistryService
 
@@ -35,7 +42,7 @@ def test_loaded_back_model_predicts_like_the_original(
 ) -> None:
     example = examples[name]
     record = service.register(name, example.artifact, feature_names=example.feature_names)
-    loaded_record, model, timings = service.load(name, record.version)
+    loaded_record, model, _ = service.load(name, record.version)
     assert loaded_record == record
     assert record.signature.feature_names == example.feature_names
     np.testing.assert_array_equal(model.predict(example.X_test), example.estimator.predict(example.X_test))
@@ -43,7 +50,6 @@ def test_loaded_back_model_predicts_like_the_original(
         np.testing.assert_allclose(
             model.predict_proba(example.X_test), example.estimator.predict_proba(example.X_test), rtol=1e-6
         )
-    assert timings.load_ms > 0
 
 
 def test_tampered_artifact_is_refused_before_deserialisation(
@@ -106,3 +112,49 @@ def test_provisioned_plan_gives_the_canary_its_share() -> None:
     assert provisioned_plan(4, AliasState("1", None, 0.0, "")) == {"1": 4}
     assert provisioned_plan(4, AliasState("1", "2", 0.1, "")) == {"1": 4, "2": 1}
     assert provisioned_plan(4, AliasState("1", "2", 0.6, "")) == {"1": 4, "2": 3}
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [{"accuracy": float("nan")}, {"accuracy": float("inf")}, {"accuracy": "high"}, {"accuracy": True}],
+)
+def test_registration_refuses_metrics_that_are_not_finite_numbers(
+    service: RegistryService, examples: dict[str, ExampleModel], metrics: dict
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        service.register("iris", examples["iris"].artifact, metrics=metrics, progress=False)
+    assert refused.value.code == "invalid_metrics"
+    assert service.store.list_models() == []  # nothing written
+
+
+def test_registration_refuses_feature_names_that_do_not_fit_the_model(
+    service: RegistryService, examples: dict[str, ExampleModel], tmp_path: Path
+) -> None:
+    iris = examples["iris"]
+    with pytest.raises(InvalidInput, match="3 feature names given, but the model takes 4 features"):
+        service.register("iris", iris.artifact, feature_names=iris.feature_names[:3], progress=False)
+    import xgboost as xgb
+    from sklearn.datasets import load_wine
+
+    wine = load_wine()  # an XGBoost model that stores its own feature names
+    names = [name.replace("/", "_") for name in wine.feature_names]
+    booster = xgb.train({"max_depth": 2}, xgb.DMatrix(wine.data, wine.target, feature_names=names), 3)
+    artifact = tmp_path / "wine.json"
+    booster.save_model(artifact)
+    assert service.register("wine", artifact, progress=False).signature.feature_names == names
+    with pytest.raises(InvalidInput, match="differ from the names stored in the model"):
+        service.register("wine", artifact, feature_names=names[::-1], progress=False)
+    assert [r.version for r in service.store.list_versions("wine")] == [1]
+
+
+def test_registration_refuses_empty_and_non_regular_artifacts(
+    service: RegistryService, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.skops"
+    empty.write_bytes(b"")
+    with pytest.raises(ArtifactError, match="empty"):
+        service.register("iris", empty, progress=False)
+    with pytest.raises(ArtifactError, match="not a regular file") as directory:
+        service.register("iris", tmp_path, progress=False)
+    assert directory.value.code == "artifact_missing"
+    assert service.store.list_models() == []

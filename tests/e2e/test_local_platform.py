@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import requests
 
+from model_registry import contract
 from model_registry.examples import ExampleModel
 from model_registry.rollout import Rollouts
 from model_registry.service import RegistryService
@@ -127,26 +128,36 @@ def test_canary_weights_split_traffic(running: RunningPlatform, examples: dict[s
     state = rollouts.alias_state("iris")
     canary = rollouts.publish("iris", candidate.version)
     rollouts.set_alias("iris", state.stable_version, canary, 0.2, state.revision_id)
-    time.sleep(0.5)  # the data plane re-reads the alias every 0.2 s
+    try:
+        _count_the_canary_share(running, examples, str(candidate.version))
+    finally:  # a failure must not leave a canary behind for the next tests
+        state = rollouts.alias_state("iris")
+        rollouts.set_alias("iris", state.stable_version, None, 0.0, state.revision_id)
+
+
+def _count_the_canary_share(running: RunningPlatform, examples: dict[str, ExampleModel], canary: str) -> None:
     body = {"instances": examples["iris"].X_test[:1].tolist()}
+    deadline = time.monotonic() + 30  # until the data plane routes by the new weights (re-read every 0.2 s)
+    url = f"{running.url}/models/iris/predict"
+    with requests.Session() as session:
+        while session.post(url, json=body, timeout=60).headers.get(contract.VERSION_HEADER) != canary:
+            assert time.monotonic() < deadline, "the canary never answered"
 
     def client(n: int) -> Counter:
         seen: Counter = Counter()
         with requests.Session() as session:
             for _ in range(n):
-                response = session.post(f"{running.url}/models/iris/predict", json=body, timeout=60)
+                response = session.post(url, json=body, timeout=60)
                 assert response.status_code == 200, response.text
                 seen[response.json()["model_version"]] += 1
         return seen
 
     with ThreadPoolExecutor(4) as pool:
         counts = sum(pool.map(client, [1250] * 4), Counter())
-    share = counts[str(candidate.version)] / sum(counts.values())
+    share = counts[canary] / sum(counts.values())
     print(f"canary share over {sum(counts.values())} requests: {share:.4f} ({dict(counts)})")
     assert sum(counts.values()) == 5000
-    assert abs(share - 0.2) <= 0.02
-    state = rollouts.alias_state("iris")
-    rollouts.set_alias("iris", state.stable_version, None, 0.0, state.revision_id)
+    assert abs(share - 0.2) <= 0.02  # 3.5 sigma of 5000 draws at p = 0.2
 
 
 CHAOS = """
@@ -183,18 +194,25 @@ def test_timeouts_and_crashes_get_errors_and_the_plane_keeps_serving(running: Ru
 def test_logs_and_metrics_reach_the_emulator(running: RunningPlatform) -> None:
     marker = 0.123456789012  # a request value that must not reach the logs
     url = f"{running.url}/models/diabetes/predict"
-    requests.post(url, json={"instances": [[marker] * 10]}, timeout=60)
-    requests.post(url, json={"instances": [["secret-input-7f3a"] * 10]}, timeout=60)  # a 422
-    time.sleep(2.5)  # telemetry flushes every second
+    assert requests.post(url, json={"instances": [[marker] * 10]}, timeout=60).status_code == 200
+    refused = requests.post(url, json={"instances": [["secret-input-7f3a"] * 10]}, timeout=60)
+    assert refused.status_code == 422 and refused.json()["code"] == "non_numeric"
     endpoint = running.settings.endpoint_url
     logs = boto3.client("logs", endpoint_url=endpoint)
     group = running.platform.outputs["functions"]["diabetes"]["log_group_name"]
-    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
-    messages = [
-        e["message"]
-        for s in streams
-        for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
-    ]
+    deadline = time.monotonic() + 30  # telemetry flushes every second
+    while True:
+        streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+        messages = [
+            e["message"]
+            for s in streams
+            for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
+        ]
+        refusal_logged = any('"request refused"' in m and "non_numeric" in m for m in messages)
+        if refusal_logged or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert refusal_logged  # the last request reached the log: the leak check below saw both
     assert any('"model loaded"' in m for m in messages)
     assert any(m.startswith("REPORT RequestId") for m in messages)
     # no request body and no credential in the function's logs
@@ -204,4 +222,15 @@ def test_logs_and_metrics_reach_the_emulator(running: RunningPlatform) -> None:
     names = {m["MetricName"] for m in cloudwatch.list_metrics(Namespace="ModelPlatform")["Metrics"]}
     assert {"PredictedRows", "PredictLatency", "ColdStart", "ModelLoadTime"} <= names
     lambda_metrics = cloudwatch.list_metrics(Namespace="AWS/Lambda", MetricName="Invocations")["Metrics"]
-    assert any(any(d["Name"] == "ExecutedVersion" for d in m["Dimensions"]) for m in lambda_metrics)
+    function = running.platform.outputs["functions"]["diabetes"]["function_name"]
+    dimension_sets = {
+        frozenset(d["Name"] for d in m["Dimensions"])
+        for m in lambda_metrics
+        if {"Name": "FunctionName", "Value": function} in m["Dimensions"]
+    }
+    # Exactly the sets Lambda publishes for an alias invocation, and no other.
+    assert dimension_sets == {
+        frozenset({"FunctionName"}),
+        frozenset({"FunctionName", "Resource"}),
+        frozenset({"FunctionName", "Resource", "ExecutedVersion"}),
+    }

@@ -34,7 +34,7 @@ def test_canary_versions_are_warm_before_their_first_request(
     assert rollouts.wanted_provisioned(MODEL) == 1  # from Terraform, through the function's tag
     stable = rollouts.alias_state(MODEL).stable_version
     assert rollouts.provisioned(MODEL) == {stable: 1}
-    stable_pids = _wait_provisioned(running, function, stable)
+    _wait_provisioned(running, function, stable)
 
     example = examples[MODEL]
     record = rollouts.service.register(
@@ -72,5 +72,4 @@ def test_canary_versions_are_warm_before_their_first_request(
         if rollouts.alias_state(MODEL).stable_version != stable:
             rollouts.rollback(MODEL, reason="test cleanup")  # back to the version the suite expects
     assert rollouts.provisioned(MODEL) == {stable: 1}
-    assert _wait_provisioned(running, function, stable)
-    assert stable_pids  # the stable version was provisioned before the canary started
+    _wait_provisioned(running, function, stable)  # the data plane follows: fails after 90 s otherwise

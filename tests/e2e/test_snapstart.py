@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import boto3
@@ -60,18 +60,23 @@ def snap_platform(
         yield SnapPlatform(platform, settings, versions)
 
 
-def _messages(settings: Settings, group: str, version: str) -> list[str]:
+def _messages(settings: Settings, group: str, version: str, until: Callable[[list[str]], bool]) -> list[str]:
     """The log lines of one function version's environments and snapshots (its streams are named
-    ``<date>/[<version>]<id>``, as Lambda names them)."""
-    time.sleep(2.5)  # telemetry flushes every second
+    ``<date>/[<version>]<id>``, as Lambda names them), read until ``until(lines)`` holds or 30 s passed
+    (telemetry flushes every second, later under load)."""
     logs = boto3.client("logs", endpoint_url=settings.endpoint_url)
-    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
-    return [
-        e["message"]
-        for s in streams
-        if f"/[{version}]" in s["logStreamName"]
-        for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
-    ]
+    deadline = time.monotonic() + 30
+    while True:
+        streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+        lines = [
+            e["message"]
+            for s in streams
+            if f"/[{version}]" in s["logStreamName"]
+            for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
+        ]
+        if until(lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.5)
 
 
 def _durations(messages: list[str], kind: str) -> list[float]:
@@ -120,7 +125,16 @@ def test_cold_starts_restore_the_version_snapshot(
 
     snapshot_pid = plane.snapshot_pids(function)[live]
     assert f"python{RUNTIME.removeprefix('python')}" in os.readlink(f"/proc/{snapshot_pid}/exe")
-    messages = _messages(settings, f"/aws/lambda/{function}", live)
+    messages = _messages(
+        settings,
+        f"/aws/lambda/{function}",
+        live,
+        until=lambda lines: (
+            len(_durations(lines, "Restore")) >= 3
+            and len(_durations(lines, "Init")) >= 1
+            and sum('"restored from snapshot"' in m for m in lines) >= 3
+        ),
+    )
     assert sum('"model loaded"' in m for m in messages) == 1  # init ran once, in the snapshot
     assert sum('"restored from snapshot"' in m for m in messages) == 3  # the after-restore hook, per restore
     init, restores = _durations(messages, "Init"), _durations(messages, "Restore")

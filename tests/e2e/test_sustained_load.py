@@ -29,14 +29,21 @@ def test_a_minute_of_load_fails_nothing_and_memory_stays_flat(running: RunningPl
     body = {"instances": [[13.0] * 30]}
     stop = threading.Event()
     counts = {"ok": 0, "failed": 0}
+    failures: list[str] = []
     lock = threading.Lock()
 
     def client() -> None:
         with requests.Session() as session:
             while not stop.is_set():
-                ok = session.post(url, json=body, timeout=60).status_code == 200
+                try:  # a timeout or a reset connection is a failed request, not a silently ended client
+                    response = session.post(url, json=body, timeout=60)
+                    failure = None if response.status_code == 200 else f"{response.status_code}"
+                except requests.RequestException as exc:
+                    failure = repr(exc)
                 with lock:
-                    counts["ok" if ok else "failed"] += 1
+                    counts["failed" if failure else "ok"] += 1
+                    if failure:
+                        failures.append(failure)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(CLIENTS)]
     for thread in threads:
@@ -57,7 +64,9 @@ def test_a_minute_of_load_fails_nothing_and_memory_stays_flat(running: RunningPl
         f"{counts} in {DURATION_S} s from {CLIENTS} clients; RSS kB at 10 s -> 60 s: "
         + ", ".join(f"{k}: {start[k]} -> {end.get(k)}" for k in start)
     )
-    assert counts["failed"] == 0 and counts["ok"] > 1000
+    assert counts["failed"] == 0, failures[:5]
+    assert counts["ok"] >= 100  # load was applied (throughput itself is measured by make bench)
+    assert not any(thread.is_alive() for thread in threads), "a client never came back"
     assert set(end) == set(start), "an execution environment died under load"
     for key, before in start.items():
         assert end[key] <= before * 1.10 + 10_240, f"{key} grew from {before} kB to {end[key]} kB"

@@ -40,7 +40,7 @@ def test_random_forest_is_registered_with_a_validated_onnx_that_serves(
     assert model.framework == "onnx"  # onnxruntime is installed here: the compiled form serves
     expected = example.estimator.predict(example.X_test)
     np.testing.assert_allclose(model.predict(example.X_test), expected, rtol=1e-5)
-    assert optimized.optimized_batch1_us * 10 < optimized.native_batch1_us, optimized
+    # How much faster it is belongs to `make bench` (tests/performance, "diabetes optimized" groups).
 
 
 def test_classifier_pipeline_keeps_exact_labels_and_close_probabilities(

@@ -69,19 +69,26 @@ def test_every_handler_route_is_reachable_through_an_api_route() -> None:
         assert matching, f"{method} {path} is not routed to the function by any API route"
 
 
-def test_layers_pin_the_framework_versions_the_project_installs() -> None:
+def test_layers_pin_the_versions_the_project_installs() -> None:
+    """Every package a layer pins is pinned to the same version in the project's extras, so the tests
+    run the handler on what the function runs (an artifact saved here must load there, too)."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    pins = {}
-    for extra in FRAMEWORKS:
-        for spec in project["project"]["optional-dependencies"][extra]:
-            name, _, version = spec.partition("==")
-            pins[name] = version
+    pins: dict[str, str] = {}
+    for specs in project["project"]["optional-dependencies"].values():
+        for spec in specs:
+            if "==" in spec:
+                name, _, version = spec.partition("==")
+                assert pins.setdefault(name, version) == version, f"{name} pinned twice, differently"
+    compared = []
     for framework in FRAMEWORKS:
         for line in requirements_file(framework).read_text().splitlines():
-            if "==" in line and not line.startswith("#"):
-                name, version = line.split("==")
-                if name in pins:
-                    assert pins[name] == version, f"{name}: layer {version} != project {pins[name]}"
+            if line.strip() and not line.startswith("#"):
+                name, _, version = line.partition("==")
+                assert version, f"{requirements_file(framework).name}: {line!r} is not pinned"
+                assert name in pins, f"{name} ({framework} layer) has no pinned version in pyproject.toml"
+                assert pins[name] == version, f"{name}: layer {version} != project {pins[name]}"
+                compared.append(name)
+    assert len(compared) >= 14 and {"aws-lambda-powertools", "aws-xray-sdk", "numpy"} <= set(compared)
 
 
 def test_function_names_follow_the_template() -> None:

@@ -217,10 +217,86 @@ def _corpus() -> list[tuple[str, str, str, bytes, dict[str, str], int]]:
 
 
 CORPUS = _corpus()
+# What answers each case: the function's error code, or API Gateway's own message for what never reaches a
+# function (no route, or a body over its 10 MB payload limit).
+EXPECTED_CODE: dict[str, str] = {
+    "broken json": "invalid_json",
+    "not json at all": "invalid_json",
+    "empty body": "empty_body",
+    "json null": "malformed",
+    "json array": "malformed",
+    "json string": "malformed",
+    "json number": "malformed",
+    "lone surrogate escape": "invalid_json",
+    "invalid utf-8": "invalid_json",
+    "form content type": "unsupported_media_type",
+    "xml content type": "unsupported_media_type",
+    "multipart": "unsupported_media_type",
+    "text/plain": "unsupported_media_type",
+    "deeply nested": "invalid_json",
+    "deep objects": "invalid_json",
+    "no instances key": "malformed",
+    "instances is object": "malformed",
+    "instances is string": "malformed",
+    "instances is number": "malformed",
+    "return_probabilities string": "malformed",
+    "inputs wrong type": "malformed",
+    "empty batch": "empty_batch",
+    "empty row": "wrong_feature_count",
+    "flat row": "wrong_shape",
+    "3d": "wrong_shape",
+    "ragged": "wrong_shape",
+    "too few features": "wrong_feature_count",
+    "too many features": "wrong_feature_count",
+    "strings for numbers": "non_numeric",
+    "numeric strings": "non_numeric",
+    "nulls": "non_numeric",
+    "booleans": "non_numeric",
+    "objects in row": "non_numeric",
+    "NaN": "non_finite",
+    "Infinity": "non_finite",
+    "-Infinity": "non_finite",
+    "huge float": "non_finite",
+    "huge int": "invalid_json",
+    "wrong feature names": "wrong_features",
+    "missing feature": "wrong_features",
+    "columns wrong names": "wrong_features",
+    "columns ragged": "wrong_shape",
+    "mixed rows": "wrong_features",
+    "batch over limit": "batch_too_large",
+    "body over 5 MB": "body_too_large",
+    "body over 10 MB": "gateway: Request Entity Too Large",
+    "unknown model": "gateway: Not Found",
+    "unknown version": "version_not_found",
+    "version zero": "version_not_found",
+    "negative version": "version_not_found",
+    "version not a number": "version_not_found",
+    "huge version": "version_not_found",
+    "traversal in name": "gateway: Not Found",
+    "encoded traversal": "gateway: Not Found",
+    "traversal in version": "version_not_found",
+    "unknown route under model": "route_not_found",
+    "unknown top route": "gateway: Not Found",
+    "GET on predict": "method_not_allowed",
+    "PUT on predict": "method_not_allowed",
+    "DELETE on predict": "method_not_allowed",
+    "PATCH on infer": "method_not_allowed",
+    "v2 empty inputs": "malformed",
+    "v2 inputs not list": "malformed",
+    "v2 bytes datatype": "unsupported_datatype",
+    "v2 shape mismatch": "wrong_shape",
+    "v2 negative shape": "malformed",
+    "v2 string data": "non_numeric",
+    "v2 unknown output": "unknown_output",
+    "v2 header length too big": "malformed",
+    "v2 header length not a number": "malformed",
+    "v2 binary size mismatch": "malformed",
+}
 
 
-def test_corpus_is_large_enough() -> None:
+def test_corpus_is_large_enough_and_every_case_says_what_answers_it() -> None:
     assert len(CORPUS) >= 60
+    assert set(EXPECTED_CODE) == {case[0] for case in CORPUS}
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c[0] for c in CORPUS])
@@ -235,7 +311,12 @@ def test_hostile_request_gets_a_documented_4xx(running: RunningPlatform, case) -
     connection.close()
     assert response.status == status, text[:300]
     document = json.loads(text)
-    assert isinstance(document, dict) and (document.get("error") or document.get("message"))
+    expected = EXPECTED_CODE[case[0]]
+    if expected.startswith("gateway: "):  # API Gateway's answer: {"message": ...}, no function involved
+        assert document == {"message": expected.removeprefix("gateway: ")}, document
+    else:  # the function's answer: the documented error body with this code
+        assert set(document) == {"error", "code"} and document["error"], document
+        assert document["code"] == expected, document
 
 
 def test_platform_still_serves_after_the_corpus(running: RunningPlatform) -> None:

@@ -8,15 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import boto3
-import numpy as np
 import pytest
 import requests
-import skops.io as sio
 
 from model_registry.examples import ExampleModel
 from model_registry.rollout import Gate, Rollouts
 from model_registry.service import RegistryService
 from tests.e2e.conftest import RunningPlatform
+from tests.helpers import broken_model
 
 pytestmark = pytest.mark.e2e
 
@@ -117,19 +116,6 @@ def test_promote_and_rollback_under_load_lose_nothing(
     assert only_old and {r[3] for r in only_old} == {old}
 
 
-def _broken_iris(examples: dict[str, ExampleModel], path: Path) -> Path:
-    """A pipeline that loads and has a valid 4-feature signature, but raises on every real prediction."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    X, y = examples["iris"].X_test, examples["iris"].y_test
-    scaler = StandardScaler().fit(X)
-    model = LogisticRegression(max_iter=200).fit(np.column_stack([X, X[:, :1]]), y)  # expects 5 features
-    sio.dump(Pipeline([("scale", scaler), ("model", model)]), path)
-    return path
-
-
 def test_progressive_rollout_of_a_broken_version_rolls_back_by_itself(
     running: RunningPlatform, examples: dict[str, ExampleModel], tmp_path: Path
 ) -> None:
@@ -137,7 +123,7 @@ def test_progressive_rollout_of_a_broken_version_rolls_back_by_itself(
     stable = rollouts.alias_state("iris").stable_version
     broken = rollouts.service.register(
         "iris",
-        _broken_iris(examples, tmp_path / "broken.skops"),
+        broken_model(examples["iris"].X_test, examples["iris"].y_test, tmp_path / "broken.skops"),
         feature_names=examples["iris"].feature_names,
         description="broken",
         progress=False,
@@ -240,7 +226,19 @@ def test_p99_gate_rolls_back_a_canary_slower_than_allowed(
     assert (state.stable_version, state.canary_version) == (stable, None)
 
 
-def test_terraform_plan_is_clean_after_rollouts(running: RunningPlatform) -> None:
-    history = _rollouts(running).journal.events("iris")
-    assert {"rollout", "promote", "rollback"} <= {e["action"] for e in history}
+def test_terraform_plan_is_clean_after_rollouts(
+    running: RunningPlatform, examples: dict[str, ExampleModel]
+) -> None:
+    """Rollouts change the alias, its weights and MODEL_VERSION, which Terraform ignores: a plan after a
+    canary, a promotion and a rollback proposes nothing."""
+    rollouts = _rollouts(running)
+    iris = examples["iris"]
+    record = rollouts.service.register(
+        "iris", iris.artifact, feature_names=iris.feature_names, progress=False
+    )
+    rollouts.start_canary("iris", record.version, 10)
+    rollouts.promote("iris")
+    rollouts.rollback("iris", reason="plan check")
+    actions = [e["action"] for e in rollouts.journal.events("iris")[:3]]
+    assert actions == ["rollback", "promote", "rollout"]
     assert running.platform.deployment.plan() is False

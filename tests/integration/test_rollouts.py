@@ -599,3 +599,30 @@ def test_an_alias_changed_since_it_was_read_is_not_overwritten(rollouts: Rollout
     with pytest.raises(RolloutError, match="changed during this operation"):
         rollouts.set_alias("iris", state.stable_version, None, 0.0, state.revision_id)  # the stale read
     assert rollouts.alias_state("iris").canary_version == canary
+
+
+def test_provisioned_concurrency_that_fails_to_allocate_is_undone_and_moves_no_traffic(
+    rollouts: Rollouts,
+) -> None:
+    """Lambda reports FAILED when it cannot allocate the environments (e.g. init fails in them); the
+    emulator always allocates, so a hook rewrites its real answer for the canary's version."""
+    lam = rollouts._lambda
+    arn = lam.get_function_configuration(FunctionName=rollouts.function_name("iris"))["FunctionArn"]
+    lam.tag_resource(Resource=arn, Tags={contract.TAG_PROVISIONED_CONCURRENCY: "2"})
+    stable = rollouts.deploy("iris", 1)
+    before = rollouts.alias_state("iris")
+
+    def failed(parsed: dict, **_: object) -> None:
+        if parsed.get("RequestedProvisionedConcurrentExecutions") == 1:  # the canary's share
+            parsed.update(Status="FAILED", StatusReason="FUNCTION_ERROR_INIT_FAILURE")
+
+    lam.meta.events.register("after-call.lambda.GetProvisionedConcurrencyConfig", failed)
+    try:
+        with pytest.raises(
+            RolloutError, match="is FAILED: FUNCTION_ERROR_INIT_FAILURE; traffic was not moved"
+        ):
+            rollouts.start_canary("iris", 2, 10)
+    finally:
+        lam.meta.events.unregister("after-call.lambda.GetProvisionedConcurrencyConfig", failed)
+    assert rollouts.alias_state("iris") == before
+    assert rollouts.provisioned("iris") == {stable: 2}  # the canary's was removed, the stable's kept

@@ -17,9 +17,25 @@ pytestmark = [pytest.mark.terraform, pytest.mark.integration]
 TWO_MODELS = {
     "models": {
         "iris": {"framework": "sklearn", "memory_size": 512},
-        "breast-cancer": {"framework": "xgboost", "reserved_concurrency": 3},
+        "breast-cancer": {
+            "framework": "xgboost",
+            "reserved_concurrency": 3,
+            "allow_pickle": True,
+            "max_batch_size": 64,
+        },
     }
 }
+
+
+_CONTRACT_ENV = (
+    contract.ENV_MODEL_NAME,
+    contract.ENV_TABLE,
+    contract.ENV_BUCKET,
+    contract.ENV_PLATFORM_NAME,
+    contract.ENV_MODEL_VERSION,
+    contract.ENV_ALLOW_PICKLE,
+    contract.ENV_MAX_BATCH_SIZE,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +93,16 @@ def test_apply_check_rollout_plan_destroy(terraform_bin: str, build_dir: Path, t
             function = outputs["functions"][model]
             config = lam.get_function_configuration(FunctionName=function["function_name"])
             env = config["Environment"]["Variables"]
-            assert env[contract.ENV_MODEL_NAME] == model
-            assert env[contract.ENV_TABLE] == outputs["table_name"]
-            assert env[contract.ENV_BUCKET] == outputs["bucket_name"]
+            settings = TWO_MODELS["models"][model]
+            assert {key: env.get(key) for key in _CONTRACT_ENV} == {  # every variable, with its value
+                contract.ENV_MODEL_NAME: model,
+                contract.ENV_TABLE: outputs["table_name"],
+                contract.ENV_BUCKET: outputs["bucket_name"],
+                contract.ENV_PLATFORM_NAME: outputs["platform_name"],
+                contract.ENV_MODEL_VERSION: "latest",
+                contract.ENV_ALLOW_PICKLE: str(settings.get("allow_pickle", False)).lower(),
+                contract.ENV_MAX_BATCH_SIZE: str(settings.get("max_batch_size", 1000)),
+            }
             alias = lam.get_alias(FunctionName=function["function_name"], Name=contract.ALIAS_NAME)
             assert alias["AliasArn"] == function["alias_arn"]
             model_routes = [r for r in routes if r["RouteKey"] in contract.route_keys(model)]

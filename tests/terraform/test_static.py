@@ -64,8 +64,10 @@ def test_checkov_reports_no_failed_checks_and_every_skip_has_a_reason(terraform_
         TERRAFORM_DIR,
         timeout=600,
     )
-    start = result.stdout.find("{")
-    report = json.loads(result.stdout[start:]) if start >= 0 else {}
+    # checkov prints one report object, or a list of them when several frameworks ran.
+    start = min((i for i in (result.stdout.find("{"), result.stdout.find("[")) if i >= 0), default=-1)
+    assert start >= 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(result.stdout[start:])
     reports = report if isinstance(report, list) else [report]
     failed = [c for r in reports for c in r.get("results", {}).get("failed_checks", [])]
     assert not failed, [f"{c['check_id']} {c['resource']} {c['file_path']}" for c in failed]

@@ -17,8 +17,7 @@ TERRAFORM = REPO_ROOT / "terraform"
 def test_terraform_reads_the_contract_file() -> None:
     root = (TERRAFORM / "main.tf").read_text()
     assert 'jsondecode(file("${path.module}/../model_registry/contract.json"))' in root
-    for key in ("table", "bucket", "model_name", "model_version", "allow_pickle", "platform_name"):
-        assert f"(local.env.{key})" in root, f"Terraform does not set {key} from the contract"
+    # The values Terraform gives each variable are checked on the applied functions (test_apply_emulator).
     assert "local.contract.routes" in root and "local.contract.alias_name" in root
 
 
@@ -89,11 +88,6 @@ def test_layers_pin_the_versions_the_project_installs() -> None:
                 assert pins[name] == version, f"{name}: layer {version} != project {pins[name]}"
                 compared.append(name)
     assert len(compared) >= 14 and {"aws-lambda-powertools", "aws-xray-sdk", "numpy"} <= set(compared)
-
-
-def test_function_names_follow_the_template() -> None:
-    assert contract.function_name("mlp", "iris") == "mlp-iris"
-    assert contract.route_keys("iris")[0] == "ANY /models/iris/{proxy+}"
 
 
 def test_the_provider_is_pinned_and_its_lock_file_committed() -> None:

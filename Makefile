@@ -59,11 +59,15 @@ aws-acceptance: install terraformrc ## acceptance tests on a real AWS account (y
 	  echo "Run it with AWS credentials in the environment and AWS_ACCEPTANCE=create-and-destroy."; exit 2; fi
 	$(PY) -m pytest tests/e2e/test_acceptance.py --target aws -p no:cacheprovider -v $(PYTEST_ARGS)
 
+FUZZ_EXAMPLES ?= 5000
+
 bench: install terraformrc build ## benchmarks: handler overhead, cold start, data plane, sizes -> reports/
 	@mkdir -p $(BUILD)/bench && rm -f $(BUILD)/bench/paired.json
 	$(PY) -m pytest tests/performance -m benchmark -q --benchmark-enable \
 		--benchmark-min-rounds=200 --benchmark-json=$(BUILD)/bench/handler.json --benchmark-save-data
 	$(PY) -m tests.performance.bench_report
+	@echo "fuzzing the request codecs: $(FUZZ_EXAMPLES) cases per strategy (make test runs 300)"
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_bad_input.py -k fuzzed -q -p no:cacheprovider
 
 lint: install ## ruff and terraform fmt
 	$(VENV)/bin/ruff check .

@@ -264,9 +264,8 @@ def v2_infer(name: str, version: str | None = None) -> Response:
     header_length = app.current_event.headers.get(contract.V2_HEADER_LENGTH.lower())
     if header_length is not None:
         raw = body.encode() if isinstance(body, str) else (body or b"")
-        if not header_length.isdigit():
-            raise InvalidInput(f"{contract.V2_HEADER_LENGTH} must be a number", code="malformed")
-        payload, binary = codecs.split_binary_body(raw, int(header_length))
+        length = codecs.parse_ascii_int(header_length, contract.V2_HEADER_LENGTH)
+        payload, binary = codecs.split_binary_body(raw, length)
     else:
         payload, binary = codecs.parse_json(body), b""
     request = codecs.decode_v2_request(payload, binary, served.record.signature, SETTINGS.max_batch_size)

@@ -73,6 +73,8 @@ def _as_matrix(rows: Any, signature: Signature) -> np.ndarray:
         if array.dtype.kind == "O" and array.ndim < 2:
             raise _unprocessable("instances must be rows of equal length", "wrong_shape")
         raise _unprocessable("features must be numbers (no strings, nulls or objects)", "non_numeric")
+    if isinstance(rows, list) and _has_bool(rows):
+        raise _unprocessable("features must be numbers, not booleans", "non_numeric")
     if array.ndim == 1 and array.size == signature.n_features and signature.n_features > 1:
         raise _unprocessable("instances must be a list of rows, e.g. [[1.0, 2.0, ...]]", "wrong_shape")
     if array.ndim != 2:
@@ -209,48 +211,144 @@ def split_binary_body(body: bytes, header_length: int) -> tuple[Any, bytes]:
     return parse_json(body[:header_length]), body[header_length:]
 
 
-def _tensor_array(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[np.ndarray, int]:
-    name = tensor.get("name", "?")
+# A request body is at most 6 MB (Lambda's synchronous payload limit): no tensor of more values can arrive.
+MAX_TENSOR_VALUES = 10_000_000
+MAX_TENSOR_DIMENSIONS = 8
+
+
+def parse_ascii_int(text: str, what: str, max_digits: int = 18) -> int:
+    """A non-negative integer written in ASCII digits only (``str.isdigit`` accepts Unicode digits that
+    ``int`` refuses or reads differently, and ``int`` refuses strings over 4,300 digits)."""
+    if not (0 < len(text) <= max_digits and text.isascii() and text.isdigit()):
+        raise InvalidInput(
+            f"{what} must be a non-negative integer of at most {max_digits} digits", code="malformed"
+        )
+    return int(text)
+
+
+def _parameters(holder: dict[str, Any], what: str) -> dict[str, Any]:
+    parameters = holder.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput(f'{what}: "parameters" must be an object', code="malformed")
+    return parameters
+
+
+def _shape(value: Any, name: str) -> list[int]:
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_TENSOR_DIMENSIONS
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value)
+    ):
+        raise InvalidInput(
+            f"input {name!r}: shape must be a list of at most {MAX_TENSOR_DIMENSIONS} non-negative integers",
+            code="malformed",
+        )
+    count = 1
+    for dimension in value:  # Python integers: no int64 wrap-around
+        count *= dimension
+    # Each dimension too, or [0, 2**70] (no values) would still be a shape numpy cannot make.
+    if count > MAX_TENSOR_VALUES or any(dimension > MAX_TENSOR_VALUES for dimension in value):
+        raise _unprocessable(
+            f"input {name!r}: shape {value} holds more values than a request can carry", "wrong_shape"
+        )
+    return value
+
+
+def _numbers(data: list[Any], name: str, dtype: np.dtype[Any], shape: list[int]) -> np.ndarray:
+    """JSON tensor data (flat, or nested in the tensor's shape) as an array of ``dtype``."""
+    try:
+        array = np.asarray(data)
+    except (ValueError, OverflowError):  # ragged nesting
+        raise _unprocessable(
+            f"input {name!r}: data is ragged, not a tensor of shape {shape}", "wrong_shape"
+        ) from None
+    if array.ndim > 1 and list(array.shape) != shape:
+        raise _unprocessable(
+            f"input {name!r}: data of shape {list(array.shape)} is not shape {shape}", "wrong_shape"
+        )
+    flat = array.reshape(-1)
+    if flat.dtype.kind == "O" and all(_is_number(v) for v in flat):  # integers past int64
+        if dtype.kind != "f":
+            raise _unprocessable(f"input {name!r}: a value does not fit {dtype.name}", "non_finite")
+        try:
+            flat = flat.astype(np.float64)
+        except OverflowError:
+            raise _unprocessable(f"input {name!r}: a value is too large for a float", "non_finite") from None
+    if flat.dtype.kind not in "fiu" or _has_bool(data):
+        raise _unprocessable(f"input {name!r}: data must be numbers", "non_numeric")
+    if dtype.kind in "iu":
+        if flat.dtype.kind == "f":
+            raise _unprocessable(f"input {name!r}: {dtype.name} data must be integers", "non_numeric")
+        info = np.iinfo(dtype)
+        if flat.size and (flat.min() < info.min or flat.max() > info.max):
+            raise _unprocessable(f"input {name!r}: a value does not fit {dtype.name}", "non_finite")
+    return flat
+
+
+def _has_bool(items: list[Any]) -> bool:
+    """Whether nested JSON lists hold a boolean: numpy turns ``true`` among numbers into 1 (or 1.0), so
+    they must be found before it converts (the type scan runs in C: about 20 ns a value)."""
+    types = set(map(type, items))
+    if bool in types:
+        return True
+    return list in types and any(_has_bool(item) for item in items if type(item) is list)
+
+
+def _tensor_array(tensor: dict[str, Any], binary: bytes, offset: int) -> tuple[str, np.ndarray, int]:
+    name = tensor.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidInput('each input needs a "name" string', code="malformed")
     datatype = tensor.get("datatype")
-    shape = tensor.get("shape")
     if datatype not in V2_DTYPES:
         raise _unprocessable(
             f"input {name!r}: datatype {datatype!r} is not a numeric type", "unsupported_datatype"
         )
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise InvalidInput(f"input {name!r}: shape must be a list of non-negative integers", code="malformed")
+    shape = _shape(tensor.get("shape"), name)
     dtype = V2_DTYPES[datatype]
-    count = int(np.prod(shape)) if shape else 1
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    count = 1
+    for dimension in shape:
+        count *= dimension
+    size = _parameters(tensor, f"input {name!r}").get("binary_data_size")
     if size is not None:
-        if not isinstance(size, int) or size != count * dtype.itemsize or offset + size > len(binary):
+        if (
+            not isinstance(size, int)
+            or isinstance(size, bool)
+            or size != count * dtype.itemsize
+            or offset + size > len(binary)
+        ):
             raise InvalidInput(
                 f"input {name!r}: binary_data_size does not match shape and data", code="malformed"
             )
         array = np.frombuffer(binary, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
-        return array.reshape(shape), offset + size
+        return name, array.reshape(shape), offset + size
     data = tensor.get("data")
     if not isinstance(data, list):
         raise InvalidInput(f'input {name!r}: "data" must be a list', code="malformed")
-    flat = np.asarray(data)
-    if flat.dtype.kind not in "fiu":
-        raise _unprocessable(f"input {name!r}: data must be numbers", "non_numeric")
+    flat = _numbers(data, name, dtype, shape)
     if flat.size != count:
         raise _unprocessable(f"input {name!r}: {flat.size} values do not fill shape {shape}", "wrong_shape")
-    return flat.reshape(shape), offset
+    return name, flat.reshape(shape), offset
 
 
 def decode_v2_request(payload: Any, binary: bytes, signature: Signature, max_batch_size: int) -> V2Request:
     """A V2 inference request (JSON, with optional binary tensors) to a feature matrix."""
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list) or not payload["inputs"]:
         raise InvalidInput('V2 request needs a non-empty "inputs" list of tensors', code="malformed")
+    request_parameters = _parameters(payload, "the request")
     offset = 0
     arrays: list[tuple[str, np.ndarray]] = []
     for tensor in payload["inputs"]:
         if not isinstance(tensor, dict):
             raise InvalidInput("each input must be a tensor object", code="malformed")
-        array, offset = _tensor_array(tensor, binary, offset)
-        arrays.append((str(tensor.get("name", "")), array))
+        name, array, offset = _tensor_array(tensor, binary, offset)
+        arrays.append((name, array))
+    if offset != len(binary):
+        raise InvalidInput("the binary tensors do not fill the body after the JSON header", code="malformed")
+    names = [name for name, _ in arrays]
+    if len(set(names)) != len(names):
+        raise InvalidInput("input names must be unique: a tensor is given twice", code="malformed")
     if len(arrays) == 1:
         features = arrays[0][1]
         if features.ndim == 1:
@@ -263,18 +361,36 @@ def decode_v2_request(payload: Any, binary: bytes, signature: Signature, max_bat
             )
     else:  # one tensor per feature, by name
         by_name = {name: a.reshape(-1) for name, a in arrays}
-        names = signature.feature_names or []
-        if set(by_name) != set(names):
+        feature_names = signature.feature_names or []
+        if set(by_name) != set(feature_names):
             raise _unprocessable(
                 "one tensor per feature must be named by the model's feature names", "wrong_features"
             )
         lengths = {a.size for a in by_name.values()}
         if len(lengths) != 1:
             raise _unprocessable("feature tensors must have the same length", "wrong_shape")
-        features = np.column_stack([by_name[n] for n in names])
+        features = np.column_stack([by_name[n] for n in feature_names])
+    outputs, binary_outputs = _requested_outputs(payload, signature, request_parameters)
+    request_id = payload.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInput('"id" must be a string', code="malformed")
+    return V2Request(
+        features=check_batch(features, signature, max_batch_size),
+        request_id=request_id,
+        outputs=outputs,
+        binary_outputs=binary_outputs,
+    )
+
+
+def _requested_outputs(
+    payload: dict[str, Any], signature: Signature, request_parameters: dict[str, Any]
+) -> tuple[list[str], set[str]]:
+    """The output names a V2 request asks for (``predict`` by default) and those wanted in binary."""
     requested = payload.get("outputs") or []
-    if not isinstance(requested, list) or not all(isinstance(o, dict) and "name" in o for o in requested):
-        raise InvalidInput('"outputs" must be a list of {"name": ...}', code="malformed")
+    if not isinstance(requested, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
+    ):
+        raise InvalidInput('"outputs" must be a list of {"name": "<output name>"}', code="malformed")
     allowed = {OUTPUT_PREDICT, OUTPUT_PROBA} if signature.is_classifier else {OUTPUT_PREDICT}
     outputs = [o["name"] for o in requested] or [OUTPUT_PREDICT]
     unknown = [o for o in outputs if o not in allowed]
@@ -282,19 +398,24 @@ def decode_v2_request(payload: Any, binary: bytes, signature: Signature, max_bat
         raise _unprocessable(
             f"unknown outputs {unknown}: this model offers {sorted(allowed)}", "unknown_output"
         )
-    default_binary = bool((payload.get("parameters") or {}).get("binary_data_output", False))
-    binary_outputs = {
-        o["name"] for o in requested if (o.get("parameters") or {}).get("binary_data", default_binary)
-    }
-    if not requested and default_binary:
-        binary_outputs = set(outputs)
-    request_id = payload.get("id")
-    return V2Request(
-        features=check_batch(features, signature, max_batch_size),
-        request_id=str(request_id) if request_id is not None else None,
-        outputs=outputs,
-        binary_outputs=binary_outputs,
-    )
+    if len(set(outputs)) != len(outputs):
+        raise InvalidInput("output names must be unique", code="malformed")
+    default_binary = _flag(request_parameters, "binary_data_output", "the request")
+    if not requested:
+        return outputs, set(outputs) if default_binary else set()
+    binary_outputs = set()
+    for output in requested:
+        what = f"output {output['name']!r}"
+        if _flag(_parameters(output, what), "binary_data", what, default_binary):
+            binary_outputs.add(output["name"])
+    return outputs, binary_outputs
+
+
+def _flag(parameters: dict[str, Any], key: str, what: str, default: bool = False) -> bool:
+    value = parameters.get(key, default)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{what}: parameter {key!r} must be true or false", code="malformed")
+    return value
 
 
 def v2_datatype(array: np.ndarray) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,9 +54,47 @@ def parse_pin(value: str | None) -> int | None:
 
 def parse_version(text: str) -> int:
     """A version from a URL path segment; 404 when it cannot be one."""
-    if not text.isdigit() or len(text) > 9 or int(text) < 1:
+    # ASCII digits only: str.isdigit accepts "²" and "٣", which int() refuses or reads as another number.
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
         raise InvalidInput(f"version {text!r} is not a version number", code="version_not_found", status=404)
     return int(text)
+
+
+def _overflows(run: Callable[[np.ndarray], Any], features: np.ndarray) -> bool:
+    """Whether ``run`` overflows a float on ``features`` (asked only after it failed: the happy path
+    pays nothing)."""
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            run(features)
+    except FloatingPointError:
+        return True
+    except Exception:  # it fails for another reason
+        return False
+    return False
+
+
+def _finite_run(run: Callable[[np.ndarray], Any], features: np.ndarray) -> Any:
+    """``run(features)``, refusing with a 422 finite inputs that overflow inside the model (a scaler
+    turning 1e308 into infinity) instead of answering a model error, or non-finite outputs."""
+    try:
+        output = run(features)
+    except Exception:
+        if _overflows(run, features):
+            raise InvalidInput(
+                "a feature value is so large that the model's arithmetic overflows: send values in the "
+                "range the model was trained on",
+                code="input_out_of_range",
+                status=422,
+            ) from None
+        raise
+    if isinstance(output, np.ndarray) and output.dtype.kind == "f" and not np.isfinite(output).all():
+        raise InvalidInput(
+            "the model's output is not a finite number for these inputs: send values in the range the "
+            "model was trained on",
+            code="input_out_of_range",
+            status=422,
+        )
+    return output
 
 
 def _permanent(error: RegistryError) -> bool:
@@ -153,14 +192,14 @@ class ModelServer:
         """The ``/models/.../predict`` response body for ``payload``."""
         signature = served.record.signature
         features, want_proba = codecs.decode_predict_request(payload, signature, max_batch_size)
-        predictions = served.model.predict(features)
+        predictions = _finite_run(served.model.predict, features)
         body: dict[str, Any] = {
             "predictions": codecs.to_jsonable(predictions),
             "model_name": self.model_name,
             "model_version": str(served.version),
         }
         if want_proba:
-            proba = served.model.predict_proba(features)
+            proba = _finite_run(served.model.predict_proba, features)
             if proba is None:
                 raise InvalidInput(
                     "this model does not give probabilities", code="no_probabilities", status=422
@@ -174,9 +213,9 @@ class ModelServer:
         tensors: dict[str, np.ndarray] = {}
         for name in request.outputs:
             if name == codecs.OUTPUT_PREDICT:
-                tensors[name] = np.asarray(served.model.predict(request.features))
+                tensors[name] = np.asarray(_finite_run(served.model.predict, request.features))
             else:
-                proba = served.model.predict_proba(request.features)
+                proba = _finite_run(served.model.predict_proba, request.features)
                 assert proba is not None
                 tensors[name] = np.asarray(proba, dtype=np.float64)
         return tensors

@@ -55,7 +55,7 @@ run "routes_per_model" {
   }
 
   assert {
-    condition     = contains(module.api.route_keys["iris"], "ANY /models/iris/{proxy+}") && contains(module.api.route_keys["iris"], "GET /v2/models/iris")
+    condition     = contains(module.api.route_keys["iris"], "ANY /models/iris/{proxy+}") && contains(module.api.route_keys["iris"], "ANY /v2/models/iris")
     error_message = "routes must be the contract templates with the model name"
   }
 }

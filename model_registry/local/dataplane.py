@@ -46,6 +46,7 @@ from model_registry.local.events import (
     TOO_MANY_REQUESTS,
     HttpResult,
     build_event,
+    canned,
     map_result,
 )
 from model_registry.local.runtime import (
@@ -78,8 +79,8 @@ _STALE = object()  # a control-plane read that was skipped or failed: serve the 
 UNRESERVED_CONCURRENCY = 10
 IDLE_ENVIRONMENT_S = 600.0  # Lambda reclaims environments idle for minutes; so does the data plane
 PROVISION_INTERVAL_S = 1.0  # how often provisioned-concurrency configs are read and applied
-TOO_LARGE = HttpResult(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
-UNAUTHORIZED = HttpResult(401, {"content-type": "application/json"}, b'{"message":"Unauthorized"}')
+TOO_LARGE = canned(413, "Request Entity Too Large")
+UNAUTHORIZED = canned(401, "Unauthorized")
 _FUNCTION_ARN = re.compile(r"arn:[^:]+:lambda:[^:]+:\d+:function:([^:/]+)(?::([^:/]+))?")
 _ARN_SCOPE = re.compile(r"arn:([^:]+):lambda:([^:]+):(\d+):function:")  # partition, region, account
 POLICY_TTL_S = 5.0
@@ -464,9 +465,7 @@ class DataPlane:
             result = GATEWAY_TIMEOUT
         else:
             result = INTERNAL_ERROR
-        result.headers.setdefault("apigw-requestid", request_id)
-        result.headers.setdefault("date", formatdate(usegmt=True))
-        return result
+        return result.with_headers({"apigw-requestid": request_id, "date": formatdate(usegmt=True)})
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         lowered = {k.lower(): v for k, v in headers.items()}

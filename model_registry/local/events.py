@@ -6,8 +6,10 @@ import base64
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from email.utils import formatdate
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -89,13 +91,27 @@ def build_event(
     return event
 
 
-@dataclass
+@dataclass(frozen=True)
 class HttpResult:
-    """An HTTP response as API Gateway returns it to the client."""
+    """An HTTP response as API Gateway returns it to the client. Immutable: the gateway's canned answers
+    below are shared by every request and thread, so per-request headers go on a copy."""
 
     status: int
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+
+    def with_headers(self, defaults: Mapping[str, str]) -> HttpResult:
+        """A copy with ``defaults`` added where this result has no such header."""
+        return replace(self, headers={**defaults, **self.headers})
+
+
+def canned(status: int, message: str) -> HttpResult:
+    """One of API Gateway's own answers: ``{"message": ...}``, headers frozen."""
+    return HttpResult(
+        status,
+        MappingProxyType({"content-type": "application/json"}),
+        json.dumps({"message": message}, separators=(",", ":")).encode(),
+    )
 
 
 def map_result(result: Any) -> HttpResult:
@@ -113,13 +129,11 @@ def map_result(result: Any) -> HttpResult:
     return HttpResult(200, {"content-type": "application/json"}, json.dumps(result).encode())
 
 
-INTERNAL_ERROR = HttpResult(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
-SERVICE_UNAVAILABLE = HttpResult(
-    503, {"content-type": "application/json"}, b'{"message":"Service Unavailable"}'
-)
-GATEWAY_TIMEOUT = HttpResult(504, {"content-type": "application/json"}, b'{"message":"Service Unavailable"}')
-NOT_FOUND = HttpResult(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
-TOO_MANY_REQUESTS = HttpResult(429, {"content-type": "application/json"}, b'{"message":"Too Many Requests"}')
+INTERNAL_ERROR = canned(500, "Internal Server Error")
+SERVICE_UNAVAILABLE = canned(503, "Service Unavailable")
+GATEWAY_TIMEOUT = canned(504, "Service Unavailable")
+NOT_FOUND = canned(404, "Not Found")
+TOO_MANY_REQUESTS = canned(429, "Too Many Requests")
 
 
 @dataclass

@@ -184,6 +184,12 @@ def test_timeouts_and_crashes_get_errors_and_the_plane_keeps_serving(running: Ru
         assert session.get(f"{running.url}/chaos/ok", timeout=60).text == "ok"
         crashed = session.get(f"{running.url}/chaos/crash", timeout=60)
         assert crashed.status_code == 500
+    # The gateway's canned 500 is shared by every request: each answer still carries its own request id.
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: requests.get(f"{running.url}/chaos/crash", timeout=60), range(8)))
+    assert [a.status_code for a in answers] == [500] * 8
+    assert len({a.headers["apigw-requestid"] for a in answers} | {crashed.headers["apigw-requestid"]}) == 9
+    with requests.Session() as session:
         assert session.get(f"{running.url}/chaos/ok", timeout=60).text == "ok"
         still = session.post(
             f"{running.url}/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}, timeout=60

@@ -71,3 +71,16 @@ def test_binary_bodies_are_base64_encoded_and_results_mapped_back() -> None:
     )
     bare = map_result({"predictions": [1]})  # API Gateway's inference for results without statusCode
     assert bare.status == 200 and json.loads(bare.body) == {"predictions": [1]}
+
+
+def test_the_gateways_canned_answers_cannot_be_changed_by_a_request() -> None:
+    """They are shared by every request and thread: a request's headers go on a copy."""
+    import pytest
+
+    from model_registry.local.events import INTERNAL_ERROR
+
+    with pytest.raises(TypeError):
+        INTERNAL_ERROR.headers["apigw-requestid"] = "one request"  # type: ignore[index]
+    answered = INTERNAL_ERROR.with_headers({"apigw-requestid": "r-1", "content-type": "text/plain"})
+    assert answered.headers == {"apigw-requestid": "r-1", "content-type": "application/json"}
+    assert dict(INTERNAL_ERROR.headers) == {"content-type": "application/json"}

@@ -216,10 +216,16 @@ MAX_TENSOR_VALUES = 10_000_000
 MAX_TENSOR_DIMENSIONS = 8
 
 
+def is_ascii_int(text: str, max_digits: int = 18) -> bool:
+    """Whether ``text`` is a non-negative integer in at most ``max_digits`` ASCII digits (``str.isdigit``
+    accepts Unicode digits that ``int`` refuses or reads differently, and ``int`` refuses strings over
+    4,300 digits)."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 def parse_ascii_int(text: str, what: str, max_digits: int = 18) -> int:
-    """A non-negative integer written in ASCII digits only (``str.isdigit`` accepts Unicode digits that
-    ``int`` refuses or reads differently, and ``int`` refuses strings over 4,300 digits)."""
-    if not (0 < len(text) <= max_digits and text.isascii() and text.isdigit()):
+    """``text`` as an integer (see :func:`is_ascii_int`), or a 400 naming ``what``."""
+    if not is_ascii_int(text, max_digits):
         raise InvalidInput(
             f"{what} must be a non-negative integer of at most {max_digits} digits", code="malformed"
         )

@@ -54,8 +54,7 @@ def parse_pin(value: str | None) -> int | None:
 
 def parse_version(text: str) -> int:
     """A version from a URL path segment; 404 when it cannot be one."""
-    # ASCII digits only: str.isdigit accepts "²" and "٣", which int() refuses or reads as another number.
-    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
+    if not codecs.is_ascii_int(text, max_digits=9) or int(text) < 1:
         raise InvalidInput(f"version {text!r} is not a version number", code="version_not_found", status=404)
     return int(text)
 

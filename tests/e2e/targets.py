@@ -94,7 +94,7 @@ def settle(
 ) -> list[tuple[int, str]]:
     """Call ``url`` until ``consecutive`` answers in a row are 200 from model ``version``; return every
     answer seen. An alias change reaches traffic after a short propagation delay (the local data plane
-    re-reads aliases every 0.2 s; on AWS the change is eventually consistent), so a test that follows a
+    re-reads aliases every 0.2 s; AWS documents no propagation time), so a test that follows a
     rollout waits for it instead of assuming it; fails after ``timeout_s``."""
     seen: list[tuple[int, str]] = []
     deadline = time.monotonic() + timeout_s

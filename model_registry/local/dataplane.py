@@ -17,7 +17,6 @@ import logging
 import random
 import re
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -25,10 +24,8 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -65,7 +62,6 @@ from model_registry.packaging import check_glibc, install_runtime
 
 LOG = logging.getLogger("dataplane")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # HTTP API payload limit
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 MAX_INVOKE_BYTES = 6 * 1024 * 1024  # Lambda synchronous invocation payload limit
 ROUTES_TTL_S = 2.0
 ALIAS_TTL_S = 0.2
@@ -775,103 +771,3 @@ class DataPlane:
         for pool in pools:
             pool.stop_all()
         self.telemetry.stop()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "local-apigw"
-    protocol_version = "HTTP/1.1"
-    plane: DataPlane
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes: without this, Nagle + delayed ACK add ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        if length > MAX_REQUEST_BYTES:
-            # Read (and drop) what the client is sending, so it can read our answer instead of a reset.
-            remaining = min(length, DRAIN_LIMIT_BYTES)
-            while remaining > 0 and (chunk := self.rfile.read(min(remaining, 1 << 20))):
-                remaining -= len(chunk)
-            self._send(TOO_LARGE)
-            self.close_connection = True
-            return
-        body = self.rfile.read(length) if length else b""
-        url = urlsplit(self.path)
-        try:
-            result = self.plane.handle(
-                self.command, url.path, url.query, dict(self.headers.items()), body, self.client_address[0]
-            )
-        except Exception:  # a control-plane read failed: API Gateway would answer 500 too
-            LOG.exception("data plane error on %s %s", self.command, url.path)
-            result = INTERNAL_ERROR
-        self._send(result)
-
-    def _send(self, result: HttpResult) -> None:
-        self.send_response(result.status)
-        for name, value in result.headers.items():
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
-        self.send_header("content-length", str(len(result.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(result.body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: access logs go to the API's log group
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    # socketserver's default listen backlog is 5: a burst of new connections would be reset.
-    request_queue_size = 256
-    daemon_threads = True
-
-
-class DataPlaneServer:
-    """The data plane behind an HTTP server on 127.0.0.1."""
-
-    def __init__(self, plane: DataPlane, port: int = 0, host: str = "127.0.0.1") -> None:
-        handler = type("Handler", (_Handler,), {"plane": plane})
-        self.plane = plane
-        self.httpd = _Server((host, port), handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="dataplane")
-        self._stopping = threading.Event()
-        self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True, name="housekeeping")
-
-    def _housekeeping(self) -> None:
-        """Provisioned concurrency and SnapStart snapshots every second; idle environments reclaimed
-        every minute."""
-        last_reap = time.monotonic()
-        while not self._stopping.wait(PROVISION_INTERVAL_S):
-            try:
-                self.plane.provision()
-                self.plane.prepare_snapshots()
-                if time.monotonic() - last_reap > IDLE_ENVIRONMENT_S / 10:
-                    self.plane.reclaim_idle()
-                    last_reap = time.monotonic()
-            except Exception:  # a failed round is retried on the next one
-                LOG.exception("housekeeping failed")
-
-    def start(self) -> DataPlaneServer:
-        self._thread.start()
-        self._housekeeper.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._housekeeper.join(timeout=90)  # may be initialising an environment
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.plane.stop()
-
-    def __enter__(self) -> DataPlaneServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -18,8 +18,9 @@ from typing import Any
 
 from model_registry import aws, contract
 from model_registry.deploy import Deployment
-from model_registry.local.dataplane import DataPlane, DataPlaneServer
+from model_registry.local.dataplane import DataPlane
 from model_registry.local.emulator import DUMMY_CREDENTIALS, Emulator, is_up
+from model_registry.local.frontend import DataPlaneServer
 from model_registry.packaging import FRAMEWORKS, REPO_ROOT, build_runtime, install_runtime
 from model_registry.settings import Settings
 

@@ -282,8 +282,9 @@ def snapstart_restores(emulator_url: str, cold: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def data_plane_load(handler_json: dict[str, Any], seconds: float = 6.0) -> dict[str, Any]:
-    """p50/p99 and requests per second through the local platform at 1, 4 and 16 clients."""
+def data_plane_load(seconds: float = 6.0) -> dict[str, Any]:
+    """p50/p99 and requests per second through the local platform at 1, 4 and 16 clients
+    (``python -m tests.performance.bench_report --data-plane`` runs only this)."""
     from model_registry.local.launcher import _environ, local_platform, register_and_roll_out_examples
 
     state = BENCH / "platform"
@@ -333,9 +334,6 @@ def data_plane_load(handler_json: dict[str, Any], seconds: float = 6.0) -> dict[
                 "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
             }
             print(f"data plane {clients:2d} clients: {results[str(clients)]}", flush=True)
-    in_process = _median_us(handler_json, "iris", 1, "handler") / 1000
-    results["in_process_handler_ms"] = in_process
-    results["overhead_ratio"] = results["1"]["p50_ms"] / in_process
     return results
 
 
@@ -563,11 +561,16 @@ def main() -> int:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     OUT.mkdir(exist_ok=True)
     BENCH.mkdir(parents=True, exist_ok=True)
+    if sys.argv[1:] == ["--data-plane"]:
+        print(json.dumps(data_plane_load()))
+        return 0
     handler_json = json.loads((BENCH / "handler.json").read_text())
     with Emulator() as emulator:
         cold = cold_starts(emulator.url, BENCH / "examples")
         snap = snapstart_restores(emulator.url, cold)
-    plane = data_plane_load(handler_json)
+    plane = data_plane_load()
+    plane["in_process_handler_ms"] = _median_us(handler_json, "iris", 1, "handler") / 1000
+    plane["overhead_ratio"] = plane["1"]["p50_ms"] / plane["in_process_handler_ms"]
     sizes = package_sizes()
     images = plots(handler_json, cold)
     print(f"wrote {write_report(handler_json, cold, snap, plane, sizes, images)}")

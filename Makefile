@@ -10,7 +10,7 @@ TF_PLUGIN_MIRROR ?= $(firstword $(wildcard /opt/tf-plugins $(HOME)/.terraform.d/
 TF_CLI_CONFIG := $(abspath $(BUILD))/terraformrc
 export TF_CLI_CONFIG_FILE := $(TF_CLI_CONFIG)
 PYTEST_ARGS ?=
-# Python runtime of the functions, e.g. python3.13; empty: the default of model_registry/contract.json.
+# Python runtime of the functions, e.g. python3.13; empty: the default of model_registry/core/contract.json.
 LAMBDA_RUNTIME ?=
 # Extra Terraform variables for `make up`, e.g. VAR_FILE=terraform/examples/snapstart.tfvars.
 VAR_FILE ?=
@@ -69,19 +69,21 @@ bench: install terraformrc build ## benchmarks: handler overhead, cold start, da
 	@echo "fuzzing the request codecs: $(FUZZ_EXAMPLES) cases per strategy (make test runs 300)"
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_bad_input.py -k fuzzed -q -p no:cacheprovider
 
-lint: install ## ruff and terraform fmt
+lint: install ## ruff (lint and format) and terraform fmt
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	@if command -v terraform >/dev/null && [ -d terraform ]; then terraform fmt -check -recursive terraform; fi
 
 fmt: install ## format Python and Terraform
 	$(VENV)/bin/ruff check --fix . || true
+	$(VENV)/bin/ruff format .
 	@if command -v terraform >/dev/null && [ -d terraform ]; then terraform fmt -recursive terraform; fi
 
 EMULATOR_PORT ?= 5005
 PORT ?= 8080
 
 up: install terraformrc build ## run the platform locally (no AWS, no Docker) until Ctrl-C
-	$(PY) scripts/local_platform.py up --emulator-port $(EMULATOR_PORT) --port $(PORT) \
+	$(PY) scripts/run_local.py up --emulator-port $(EMULATOR_PORT) --port $(PORT) \
 		$(if $(VAR_FILE),--var-file $(VAR_FILE))
 
 demo: install ## tour canary / promote / rollback on the platform `make up` is running

@@ -28,11 +28,11 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions import routes
-from model_registry import codecs, contract
-from model_registry.errors import DependencyUnavailable, InvalidInput, RegistryError
-from model_registry.service import RegistryService
-from model_registry.serving import ModelServer, ServedModel, parse_pin, parse_version
-from model_registry.settings import Settings
+from model_registry.core import contract
+from model_registry.core.errors import DependencyUnavailable, InvalidInput, RegistryError
+from model_registry.core.settings import Settings
+from model_registry.registry.service import RegistryService
+from model_registry.serving.server import ModelServer, ServedModel, codecs, parse_pin, parse_version
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", contract.METRICS_SERVICE)
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", contract.METRICS_NAMESPACE)

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from model_registry.errors import InvalidInput, RegistryError
-from model_registry.loaders import FRAMEWORKS
-from model_registry.settings import Settings
+from model_registry.core.errors import InvalidInput, RegistryError
+from model_registry.core.settings import Settings
+from model_registry.serving.loaders import FRAMEWORKS
 
 LOCAL_ENV_FILE = Path(".local/platform.env")
 
@@ -70,7 +70,7 @@ def _git_commit() -> str:
 
 
 def _service(args: argparse.Namespace) -> Any:
-    from model_registry.service import RegistryService
+    from model_registry.registry.service import RegistryService
 
     return RegistryService.from_settings(Settings.from_env())
 
@@ -110,7 +110,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def _validation_rows(args: argparse.Namespace) -> Any:
-    from model_registry.optimize import read_validation_data
+    from model_registry.registry.optimize import read_validation_data
 
     if not args.validation_data:
         raise InvalidInput(
@@ -331,9 +331,9 @@ def _duration(text: str) -> float:
 
 
 def _rollouts() -> Any:
-    from model_registry import aws
+    from model_registry.core import aws
+    from model_registry.registry.service import RegistryService
     from model_registry.rollout import Rollouts
-    from model_registry.service import RegistryService
 
     settings = Settings.from_env()
     return Rollouts(

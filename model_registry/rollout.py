@@ -24,11 +24,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
 
-from model_registry import contract
-from model_registry.errors import ConflictError, RolloutError
-from model_registry.records import utc_now
-from model_registry.service import RegistryService
-from model_registry.store import RolloutJournal
+from model_registry.core import contract
+from model_registry.core.errors import ConflictError, RolloutError
+from model_registry.core.records import utc_now
+from model_registry.registry.service import RegistryService
+from model_registry.registry.store import RolloutJournal
 
 # What a published version needs in its environment to serve (a version without them answers 404 for
 # every model, which a rollout gate counting 5xx would not notice).

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from model_registry import contract
-from model_registry.glibc import GlibcTooNew
-from model_registry.packaging import (
+from model_registry.core import contract
+from tooling.glibc import GlibcTooNew
+from tooling.packaging import (
     DEFAULT_RUNTIME,
     FRAMEWORKS,
     LAMBDA_UNZIPPED_LIMIT,

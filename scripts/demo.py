@@ -11,8 +11,8 @@ from pathlib import Path
 
 import requests
 
+from local_platform.demo import run_demo
 from model_registry.cli import load_env_file
-from model_registry.local.demo import run_demo
 
 
 def main(argv: Sequence[str] | None = None) -> int:

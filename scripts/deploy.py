@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from model_registry.deploy import TARGETS, DeployError, Deployment
+from tooling.deploy import TARGETS, DeployError, Deployment
 
 
 def main(argv: Sequence[str] | None = None) -> int:

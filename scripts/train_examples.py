@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from model_registry.examples import TRAINERS, train_all
+from examples.models import TRAINERS, train_all
 
 
 def main(argv: Sequence[str] | None = None) -> int:

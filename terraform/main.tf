@@ -9,7 +9,7 @@ provider "aws" {
 
 locals {
   # The facts shared with the handler and modelctl (environment names, keys, routes).
-  contract   = jsondecode(file("${path.module}/../model_registry/contract.json"))
+  contract   = jsondecode(file("${path.module}/../model_registry/core/contract.json"))
   env        = local.contract.env
   build_dir  = var.build_dir != "" ? var.build_dir : "${path.module}/../build/lambda"
   frameworks = toset([for m in var.models : m.framework])

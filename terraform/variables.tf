@@ -204,7 +204,7 @@ variable "alarm_email_addresses" {
 }
 
 variable "lambda_runtime" {
-  description = "Python runtime of every model function (model_registry/contract.json lists them with the OS each runs on); the layers in build_dir must be built for it (make build LAMBDA_RUNTIME=...). SnapStart needs python3.12 or later."
+  description = "Python runtime of every model function (model_registry/core/contract.json lists them with the OS each runs on); the layers in build_dir must be built for it (make build LAMBDA_RUNTIME=...). SnapStart needs python3.12 or later."
   type        = string
   default     = "python3.12"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from model_registry import aws
-from model_registry.examples import ExampleModel, train_all
-from model_registry.service import RegistryService
-from model_registry.settings import Settings
+from examples.models import ExampleModel, train_all
+from model_registry.core import aws
+from model_registry.core.settings import Settings
+from model_registry.registry.service import RegistryService
 from tests.helpers import create_registry, moto_server
 
 

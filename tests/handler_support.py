@@ -9,9 +9,9 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from model_registry import aws, contract
-from model_registry.local.events import HttpResult, LambdaContext, build_event, map_result
-from model_registry.settings import Settings
+from local_platform.events import HttpResult, LambdaContext, build_event, map_result
+from model_registry.core import aws, contract
+from model_registry.core.settings import Settings
 
 
 def handler_env(settings: Settings, model_name: str, pin: str = "latest", **extra: str) -> dict[str, str]:

@@ -10,9 +10,9 @@ from typing import Any
 
 import boto3
 
-from model_registry import contract
-from model_registry.local.emulator import Emulator
-from model_registry.settings import Settings
+from local_platform.emulator import Emulator
+from model_registry.core import contract
+from model_registry.core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The trust policy of a Lambda execution role, as Terraform's model_endpoint module writes it.
@@ -60,7 +60,7 @@ def require_interpreter(runtime: str) -> str:
 
     import pytest
 
-    from model_registry.local.runtime import RuntimeUnavailable, interpreter_for
+    from local_platform.runtime import RuntimeUnavailable, interpreter_for
 
     try:
         return interpreter_for(runtime)

@@ -19,7 +19,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from model_registry import contract
+from model_registry.core import contract
 
 IAM_DIR = Path(__file__).resolve().parents[1] / "iam"
 

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from model_registry import contract
-from model_registry.examples import ExampleModel
-from model_registry.local.launcher import (
+from examples.models import ExampleModel
+from local_platform.launcher import (
     LocalPlatform,
     _environ,
     local_platform,
     register_and_roll_out_examples,
 )
-from model_registry.packaging import build_all
-from model_registry.settings import Settings
+from model_registry.core import contract
+from model_registry.core.settings import Settings
 from tests.helpers import REPO_ROOT
 from tests.iam_check import Account, read_calls, refused, render
+from tooling.packaging import build_all
 
 
 @dataclass

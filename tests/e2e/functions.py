@@ -11,7 +11,7 @@ import zipfile
 
 import boto3
 
-from model_registry import contract
+from model_registry.core import contract
 from tests.e2e.conftest import RunningPlatform
 from tests.helpers import LAMBDA_TRUST_POLICY
 

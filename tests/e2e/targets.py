@@ -20,12 +20,12 @@ import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
-from model_registry.deploy import Deployment
-from model_registry.local.launcher import register_and_roll_out_examples
-from model_registry.packaging import build_all
+from local_platform.launcher import register_and_roll_out_examples
+from model_registry.core.settings import Settings
+from model_registry.registry.service import RegistryService
 from model_registry.rollout import Rollouts
-from model_registry.service import RegistryService
-from model_registry.settings import Settings
+from tooling.deploy import Deployment
+from tooling.packaging import build_all
 
 # The explicit consent `make aws-acceptance` needs: it creates billable resources and destroys them.
 CONFIRM_VARIABLE = "AWS_ACCEPTANCE"

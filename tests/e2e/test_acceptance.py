@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import requests
 
-from model_registry.examples import ExampleModel
+from examples.models import ExampleModel
 from model_registry.rollout import Gate
 from tests.e2e.targets import Target, aws_target, confirmation_problem, settle
 from tests.helpers import REPO_ROOT, broken_model

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from model_registry.examples import ExampleModel
+from examples.models import ExampleModel
 from tests.e2e.conftest import RunningPlatform
 from tests.e2e.targets import settle
 

@@ -325,8 +325,8 @@ def test_platform_still_serves_after_the_corpus(running: RunningPlatform) -> Non
 
 
 def test_data_plane_rejects_calls_without_the_configured_key(running: RunningPlatform, tmp_path) -> None:
-    from model_registry.local.dataplane import DataPlane
-    from model_registry.local.frontend import DataPlaneServer
+    from local_platform.dataplane import DataPlane
+    from local_platform.frontend import DataPlaneServer
 
     key = secrets.token_urlsafe(24)  # generated: no key is written in the code
     plane = running.platform.server.plane

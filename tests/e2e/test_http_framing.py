@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model_registry.local.frontend import MAX_REQUEST_LINE_AND_HEADER_VALUES
+from local_platform.frontend import MAX_REQUEST_LINE_AND_HEADER_VALUES
 from tests.e2e.conftest import RunningPlatform
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ import boto3
 import pytest
 import requests
 
-from model_registry import contract
+from model_registry.core import contract
 from tests.e2e.conftest import RunningPlatform
 from tests.e2e.functions import add_function, allow_api_gateway
 

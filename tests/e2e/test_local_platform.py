@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import requests
 
-from model_registry import contract
-from model_registry.examples import ExampleModel
+from examples.models import ExampleModel
+from model_registry.core import contract
+from model_registry.registry.service import RegistryService
 from model_registry.rollout import Rollouts
-from model_registry.service import RegistryService
 from tests.e2e.conftest import RunningPlatform
 from tests.e2e.functions import add_function
 from tests.openapi_check import check_response

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_registry import contract
-from model_registry.examples import ExampleModel
+from examples.models import ExampleModel
+from model_registry.core import contract
 from tests.e2e.conftest import RunningPlatform
 from tests.iam_check import Account, needs, read_calls, refused, render
 

@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
-from model_registry import contract
-from model_registry.examples import ExampleModel
+from examples.models import ExampleModel
+from model_registry.core import contract
 from tests.e2e.conftest import RunningPlatform
 from tests.e2e.test_rollouts_live import _rollouts
 

@@ -11,9 +11,9 @@ import boto3
 import pytest
 import requests
 
-from model_registry.examples import ExampleModel
+from examples.models import ExampleModel
+from model_registry.registry.service import RegistryService
 from model_registry.rollout import Gate, Rollouts
-from model_registry.service import RegistryService
 from tests.e2e.conftest import RunningPlatform
 from tests.helpers import broken_model
 

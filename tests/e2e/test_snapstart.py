@@ -18,19 +18,19 @@ import numpy as np
 import pytest
 import requests
 
-from model_registry import contract
-from model_registry.examples import ExampleModel
-from model_registry.local.launcher import (
+from examples.models import ExampleModel
+from local_platform.launcher import (
     LocalPlatform,
     _environ,
     local_platform,
     register_and_roll_out_examples,
 )
-from model_registry.packaging import build_all
+from model_registry.core import contract
+from model_registry.core.settings import Settings
+from model_registry.registry.service import RegistryService
 from model_registry.rollout import Rollouts
-from model_registry.service import RegistryService
-from model_registry.settings import Settings
 from tests.helpers import REPO_ROOT, require_interpreter
+from tooling.packaging import build_all
 
 pytestmark = pytest.mark.e2e
 RUNTIME = "python3.12"

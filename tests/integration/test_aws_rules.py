@@ -1,4 +1,4 @@
-"""The emulator refuses what AWS refuses: each rule of model_registry/local/aws_rules, with boto3 against
+"""The emulator refuses what AWS refuses: each rule of local_platform/aws_rules, with boto3 against
 the emulator (moto server plus those rules), the way the platform's own code meets them."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from model_registry import contract
-from model_registry.local.aws_rules.control import AWS_SERVICE_HEADER, set_version_state
+from local_platform.aws_rules.control import AWS_SERVICE_HEADER, set_version_state
+from model_registry.core import contract
 from tests.helpers import LAMBDA_TRUST_POLICY
 
 pytestmark = pytest.mark.integration

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model_registry import aws
-from model_registry.examples import ExampleModel
-from model_registry.service import RegistryService
-from model_registry.settings import Settings
+from examples.models import ExampleModel
+from model_registry.core import aws
+from model_registry.core.settings import Settings
+from model_registry.registry.service import RegistryService
 from tests.handler_support import call, load_handler
 from tests.helpers import create_registry
 

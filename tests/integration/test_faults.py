@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from model_registry import aws, contract
-from model_registry.artifacts import sha256_file
-from model_registry.examples import ExampleModel
-from model_registry.local.emulator import Emulator, free_port
-from model_registry.service import RegistryService
-from model_registry.serving import LOAD_RETRY_INTERVAL_S
-from model_registry.settings import Settings
+from examples.models import ExampleModel
+from local_platform.emulator import Emulator, free_port
+from model_registry.core import aws, contract
+from model_registry.core.settings import Settings
+from model_registry.registry.artifacts import sha256_file
+from model_registry.registry.service import RegistryService
+from model_registry.serving.server import LOAD_RETRY_INTERVAL_S
 from tests.handler_support import call, load_handler
 from tests.helpers import create_registry
 

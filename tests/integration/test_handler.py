@@ -13,13 +13,13 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from model_registry import aws, contract
-from model_registry.codecs import V2_DTYPES
-from model_registry.errors import RegistryError
-from model_registry.examples import ExampleModel
-from model_registry.service import RegistryService
-from model_registry.serving import LOAD_RETRY_INTERVAL_S
-from model_registry.settings import Settings
+from examples.models import ExampleModel
+from model_registry.core import aws, contract
+from model_registry.core.errors import RegistryError
+from model_registry.core.settings import Settings
+from model_registry.registry.service import RegistryService
+from model_registry.serving.codecs import V2_DTYPES
+from model_registry.serving.server import LOAD_RETRY_INTERVAL_S
 from tests.handler_support import call, handler_env, load_handler
 from tests.helpers import REPO_ROOT, broken_model
 
@@ -539,7 +539,7 @@ def test_bad_requests_get_documented_errors(handlers, case) -> None:
     ],
 )
 def test_hot_route_answers_exactly_as_the_resolver(handlers, examples, name: str, body) -> None:
-    from model_registry.local.events import LambdaContext, build_event
+    from local_platform.events import LambdaContext, build_event
     from tests.handler_support import route_key_for
 
     handler = handlers[name]

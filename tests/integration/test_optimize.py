@@ -9,12 +9,12 @@ import pytest
 import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 
-from model_registry import aws
-from model_registry.errors import InvalidInput
-from model_registry.examples import ExampleModel
-from model_registry.optimize import OptimizationRejected
-from model_registry.service import RegistryService
-from model_registry.settings import Settings
+from examples.models import ExampleModel
+from model_registry.core import aws
+from model_registry.core.errors import InvalidInput
+from model_registry.core.settings import Settings
+from model_registry.registry.optimize import OptimizationRejected
+from model_registry.registry.service import RegistryService
 from tests.integration.test_registry_server import _modelctl, _nothing_written
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from model_registry import contract
-from model_registry.examples import ExampleModel
-from model_registry.service import RegistryService
-from model_registry.settings import Settings
+from examples.models import ExampleModel
+from model_registry.core import contract
+from model_registry.core.settings import Settings
+from model_registry.registry.service import RegistryService
 
 pytestmark = pytest.mark.integration
 

@@ -15,13 +15,19 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from model_registry import aws, contract
-from model_registry.errors import ConflictError, IntegrityError, ModelNotFound, RolloutError, VersionNotFound
-from model_registry.examples import ExampleModel
-from model_registry.local.aws_rules.control import set_version_state
+from examples.models import ExampleModel
+from local_platform.aws_rules.control import set_version_state
+from model_registry.core import aws, contract
+from model_registry.core.errors import (
+    ConflictError,
+    IntegrityError,
+    ModelNotFound,
+    RolloutError,
+    VersionNotFound,
+)
+from model_registry.core.settings import Settings
+from model_registry.registry.service import RegistryService
 from model_registry.rollout import Gate, Rollouts
-from model_registry.service import RegistryService
-from model_registry.settings import Settings
 from tests.helpers import LAMBDA_TRUST_POLICY
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from model_registry.local.runtime import (
+from local_platform.runtime import (
     ExecutionEnvironment,
     FunctionPool,
     RuntimeUnavailable,
@@ -19,8 +19,8 @@ from model_registry.local.runtime import (
     VersionSpec,
     interpreter_for,
 )
-from model_registry.packaging import DEFAULT_RUNTIME, REPO_ROOT, install_layer, install_runtime
 from tests.helpers import require_interpreter
+from tooling.packaging import DEFAULT_RUNTIME, REPO_ROOT, install_layer, install_runtime
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ import pytest
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from model_registry import contract
-from model_registry.local.aws_rules.control import AWS_SERVICE_HEADER
-from model_registry.local.telemetry import Telemetry, emf_to_datums
+from local_platform.aws_rules.control import AWS_SERVICE_HEADER
+from local_platform.telemetry import Telemetry, emf_to_datums
+from model_registry.core import contract
 
 pytestmark = pytest.mark.integration
 

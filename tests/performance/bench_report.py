@@ -21,13 +21,13 @@ from typing import Any
 
 import requests
 
-from model_registry import contract
-from model_registry.examples import train_all
-from model_registry.local.emulator import DUMMY_CREDENTIALS, Emulator
-from model_registry.packaging import LAMBDA_UNZIPPED_LIMIT, REPO_ROOT, build_all
-from model_registry.service import RegistryService
-from model_registry.settings import Settings
+from examples.models import train_all
+from local_platform.emulator import DUMMY_CREDENTIALS, Emulator
+from model_registry.core import contract
+from model_registry.core.settings import Settings
+from model_registry.registry.service import RegistryService
 from tests.helpers import create_registry
+from tooling.packaging import LAMBDA_UNZIPPED_LIMIT, REPO_ROOT, build_all
 
 OUT = REPO_ROOT / "reports"
 BENCH = REPO_ROOT / "build" / "bench"
@@ -43,7 +43,7 @@ t_numpy = time.perf_counter()
 import functions.handler as h
 t_init = time.perf_counter()
 event = json.loads(os.environ["BENCH_EVENT"])
-from model_registry.local.events import LambdaContext
+from local_platform.events import LambdaContext
 response = h.lambda_handler(event, LambdaContext("f", "1", "arn:aws:lambda:us-east-1:1:function:f", 1024, 30))
 t_first = time.perf_counter()
 assert response["statusCode"] == 200, response
@@ -107,7 +107,7 @@ def _cold_settings(emulator_url: str) -> Settings:
 
 
 def _predict_event(name: str, rows: list[list[float]]) -> dict[str, Any]:
-    from model_registry.local.events import build_event
+    from local_platform.events import build_event
 
     return build_event(
         method="POST",
@@ -217,8 +217,8 @@ def snapstart_restores(emulator_url: str, cold: dict[str, Any]) -> dict[str, Any
     """
     import zipfile
 
-    from model_registry.local.runtime import ExecutionEnvironment, Snapshot, VersionSpec
-    from model_registry.packaging import DEFAULT_RUNTIME, install_runtime
+    from local_platform.runtime import ExecutionEnvironment, Snapshot, VersionSpec
+    from tooling.packaging import DEFAULT_RUNTIME, install_runtime
 
     settings = _cold_settings(emulator_url)
     service = RegistryService.from_settings(settings)
@@ -285,7 +285,7 @@ def snapstart_restores(emulator_url: str, cold: dict[str, Any]) -> dict[str, Any
 def data_plane_load(seconds: float = 6.0) -> dict[str, Any]:
     """p50/p99 and requests per second through the local platform at 1, 4 and 16 clients
     (``python -m tests.performance.bench_report --data-plane`` runs only this)."""
-    from model_registry.local.launcher import _environ, local_platform, register_and_roll_out_examples
+    from local_platform.launcher import _environ, local_platform, register_and_roll_out_examples
 
     state = BENCH / "platform"
     var_file = BENCH / "bench.tfvars.json"

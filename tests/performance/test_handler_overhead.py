@@ -15,11 +15,11 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from model_registry import aws
-from model_registry.examples import ExampleModel
-from model_registry.local.events import LambdaContext, build_event
-from model_registry.service import RegistryService
-from model_registry.settings import Settings
+from examples.models import ExampleModel
+from local_platform.events import LambdaContext, build_event
+from model_registry.core import aws
+from model_registry.core.settings import Settings
+from model_registry.registry.service import RegistryService
 from tests.handler_support import load_handler, route_key_for
 from tests.helpers import REPO_ROOT, create_registry
 

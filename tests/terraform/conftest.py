@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from model_registry.glibc import GlibcNeed, GlibcReport, GlibcVersion
-from model_registry.packaging import write_build_manifest
 from tests.helpers import REPO_ROOT
+from tooling.glibc import GlibcNeed, GlibcReport, GlibcVersion
+from tooling.packaging import write_build_manifest
 
 TERRAFORM_DIR = REPO_ROOT / "terraform"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from model_registry import contract
-from model_registry.deploy import Deployment
-from model_registry.local.emulator import Emulator
-from model_registry.packaging import build_all
+from local_platform.emulator import Emulator
+from model_registry.core import contract
+from tooling.deploy import Deployment
+from tooling.packaging import build_all
 
 pytestmark = [pytest.mark.terraform, pytest.mark.integration]
 TWO_MODELS = {

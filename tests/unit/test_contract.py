@@ -7,16 +7,16 @@ import subprocess
 import tomllib
 
 from functions import routes
-from model_registry import contract
-from model_registry.packaging import BUILD_MANIFEST, DEFAULT_RUNTIME, FRAMEWORKS, requirements_file
+from model_registry.core import contract
 from tests.helpers import REPO_ROOT
+from tooling.packaging import BUILD_MANIFEST, DEFAULT_RUNTIME, FRAMEWORKS, requirements_file
 
 TERRAFORM = REPO_ROOT / "terraform"
 
 
 def test_terraform_reads_the_contract_file() -> None:
     root = (TERRAFORM / "main.tf").read_text()
-    assert 'jsondecode(file("${path.module}/../model_registry/contract.json"))' in root
+    assert 'jsondecode(file("${path.module}/../model_registry/core/contract.json"))' in root
     # The values Terraform gives each variable are checked on the applied functions (test_apply_emulator).
     assert "local.contract.routes" in root and "local.contract.alias_name" in root
 

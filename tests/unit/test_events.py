@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from model_registry.local.events import build_event, map_result
+from local_platform.events import build_event, map_result
 from tests.helpers import REPO_ROOT
 
 PUBLISHED = json.loads((REPO_ROOT / "tests/events/apigw_http_v2_published.json").read_text())
@@ -77,7 +77,7 @@ def test_the_gateways_canned_answers_cannot_be_changed_by_a_request() -> None:
     """They are shared by every request and thread: a request's headers go on a copy."""
     import pytest
 
-    from model_registry.local.events import INTERNAL_ERROR
+    from local_platform.events import INTERNAL_ERROR
 
     with pytest.raises(TypeError):
         INTERNAL_ERROR.headers["apigw-requestid"] = "one request"  # type: ignore[index]

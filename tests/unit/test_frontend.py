@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from model_registry.local.events import HttpResult, canned
-from model_registry.local.frontend import (
+from local_platform.events import HttpResult, canned
+from local_platform.frontend import (
     BAD_REQUEST,
     HEADERS_TOO_LARGE,
     MAX_REQUEST_LINE_AND_HEADER_VALUES,

@@ -9,9 +9,9 @@ import pytest
 import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 
-from model_registry.errors import ArtifactError, PickleNotAllowed, UnsupportedFormat, UntrustedTypes
-from model_registry.examples import ExampleModel
-from model_registry.loaders import detect_format, load_model
+from examples.models import ExampleModel
+from model_registry.core.errors import ArtifactError, PickleNotAllowed, UnsupportedFormat, UntrustedTypes
+from model_registry.serving.loaders import detect_format, load_model
 
 
 def test_formats_are_detected_from_bytes(examples: dict[str, ExampleModel]) -> None:

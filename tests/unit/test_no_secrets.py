@@ -9,7 +9,7 @@ import subprocess
 from detect_secrets import SecretsCollection
 from detect_secrets.settings import default_settings
 
-from model_registry.local.emulator import DUMMY_CREDENTIALS
+from local_platform.emulator import DUMMY_CREDENTIALS
 from tests.helpers import REPO_ROOT
 
 # Dummy values the tests and the local platform use on purpose (moto accepts anything).

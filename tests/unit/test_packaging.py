@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from model_registry import contract
-from model_registry.glibc import GlibcTooNew, GlibcVersion, required_glibc
-from model_registry.packaging import (
+from model_registry.core import contract
+from tests.helpers import REPO_ROOT
+from tooling.glibc import GlibcTooNew, GlibcVersion, required_glibc
+from tooling.packaging import (
     DEFAULT_RUNTIME,
     FRAMEWORKS,
     LAMBDA_UNZIPPED_LIMIT,
@@ -21,7 +23,6 @@ from model_registry.packaging import (
     check_size,
     read_build_manifest,
 )
-from tests.helpers import REPO_ROOT
 
 
 def test_function_zip_is_reproducible(tmp_path: Path) -> None:
@@ -29,8 +30,8 @@ def test_function_zip_is_reproducible(tmp_path: Path) -> None:
     second = build_function(tmp_path / "b" / "function.zip")
     assert first.sha256 == second.sha256
     names = zipfile.ZipFile(first.path).namelist()
-    assert "functions/handler.py" in names and "model_registry/contract.json" in names
-    assert not any(n.startswith("model_registry/local/") for n in names)
+    assert "functions/handler.py" in names and "model_registry/core/contract.json" in names
+    assert not any(n.startswith("local_platform/") for n in names)
     assert first.unzipped_bytes < 1024 * 1024
 
 
@@ -94,3 +95,54 @@ def test_glibc_needs_are_read_from_elf_version_sections(tmp_path: Path) -> None:
     (tmp_path / "not-elf.so").write_bytes(b"#!/bin/sh\n")
     assert required_glibc(tmp_path / "not-elf.so") is None
     assert GlibcVersion.parse("GLIBC_2.2.5") == GlibcVersion(2, 2) < GlibcVersion.parse("2.17")
+
+
+def _modules(root: Path) -> list[str]:
+    return sorted(
+        ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        for path in root.rglob("*.py")
+    )
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_every_module_of_the_function_zip_imports_with_only_its_layer(tmp_path: Path, framework: str) -> None:
+    """What Lambda has: the zip, one framework layer and the runtime's own boto3, on the runtime's Python,
+    isolated from this checkout and its virtualenv (``-I``). A module that needs the CLI's, the tooling's
+    or the local platform's packages fails here, not in production."""
+    from local_platform.runtime import interpreter_for
+    from tooling.packaging import install_runtime
+
+    out = REPO_ROOT / "build" / "lambda"
+    built = build_all(out, DEFAULT_RUNTIME, log=lambda m: None)
+    code = tmp_path / "task"
+    with zipfile.ZipFile(built.function.path) as archive:
+        archive.extractall(code)
+    assert sorted(p.name for p in code.iterdir()) == ["functions", "model_registry"]
+    assert (
+        not (code / "model_registry" / "rollout.py").exists()
+        and not (code / "model_registry" / "cli.py").exists()
+    )
+    own_loaders = {f"model_registry.serving.loaders.{other}" for other in FRAMEWORKS if other != framework}
+    modules = [m for m in _modules(code) if m not in own_loaders]
+    paths = [
+        code,
+        out / f"layer-{framework}" / "python",
+        install_runtime(out, DEFAULT_RUNTIME, log=lambda m: None) / "python",
+    ]
+    script = "import importlib\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\nprint('ok')"
+    probe = [
+        interpreter_for(DEFAULT_RUNTIME),
+        "-I",
+        "-c",
+        f"import sys; sys.path[:0] = {[str(p) for p in paths]!r}\n{script}",
+    ]
+    result = subprocess.run(
+        [*probe, *modules],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok" and len(modules) >= 15

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from model_registry.errors import InvalidName, InvalidTag
-from model_registry.records import ModelVersion, Signature, validate_model_name, validate_tags
+from model_registry.core.errors import InvalidName, InvalidTag
+from model_registry.core.records import ModelVersion, Signature, validate_model_name, validate_tags
 
 
 @pytest.mark.parametrize("name", ["iris", "breast-cancer", "m1", "a" * 48])

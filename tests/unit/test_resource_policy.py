@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from model_registry.local.aws_rules.resource_policy import allows_invoke
+from local_platform.aws_rules.resource_policy import allows_invoke
 from tests.helpers import LAMBDA_TRUST_POLICY
 
 API = "arn:aws:execute-api:us-east-1:123456789012:abc123"

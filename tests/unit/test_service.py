@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model_registry.errors import (
+from examples.models import ExampleModel
+from model_registry.core.errors import (
     ArtifactError,
     IntegrityError,
     InvalidInput,
@@ -17,8 +18,7 @@ from model_registry.errors import (
     PickleNotAllowed,
     VersionNotFound,
 )
-from model_registry.examples import ExampleModel
-from model_registry.service import RegistryService
+from model_registry.registry.service import RegistryService
 
 
 def test_register_assigns_increasing_versions(

@@ -8,12 +8,12 @@ import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from model_registry.artifacts import ArtifactStore
-from model_registry.errors import DependencyUnavailable
-from model_registry.service import RegistryService
-from model_registry.serving import ModelServer
-from model_registry.settings import Settings
-from model_registry.store import RegistryStore
+from model_registry.core.errors import DependencyUnavailable
+from model_registry.core.settings import Settings
+from model_registry.registry.artifacts import ArtifactStore
+from model_registry.registry.service import RegistryService
+from model_registry.registry.store import RegistryStore
+from model_registry.serving.server import ModelServer
 
 NO_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
 

@@ -27,7 +27,7 @@ variable "models" {
 }
 
 variable "route_templates" {
-  description = "Route keys per model, with {name} standing for the model name (from model_registry/contract.json)."
+  description = "Route keys per model, with {name} standing for the model name (from model_registry/core/contract.json)."
   type        = list(string)
 
   validation {

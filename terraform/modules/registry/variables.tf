@@ -13,7 +13,7 @@ variable "name_prefix" {
 }
 
 variable "table_keys" {
-  description = "Partition and sort key names of the registry table (from model_registry/contract.json)."
+  description = "Partition and sort key names of the registry table (from model_registry/core/contract.json)."
   type = object({
     partition_key = string
     sort_key      = string

@@ -1,0 +1,134 @@
+"""Drive Terraform (through python-terraform) for both targets: AWS, or the local emulator.
+
+The same root module applies to both; only the environment differs: the emulator's endpoint, dummy
+credentials and path-style S3 for ``local``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_terraform import IsFlagged, Terraform
+
+from local_platform.emulator import DUMMY_CREDENTIALS
+from model_registry.core import contract
+
+TERRAFORM_DIR = Path(__file__).resolve().parents[1] / "terraform"
+# Written by `make terraformrc`: a provider_installation block with the local filesystem mirror.
+MAKE_CLI_CONFIG = TERRAFORM_DIR.parent / "build" / "terraformrc"
+TARGETS = ("aws", "local")
+
+
+class DeployError(RuntimeError):
+    """A Terraform command failed; the message carries the end of its output."""
+
+
+@dataclass
+class Deployment:
+    """One Terraform root applied to one target, with its own state file for ``local``."""
+
+    target: str = "aws"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    state_path: Path | None = None
+    var_files: list[Path] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    working_dir: Path = TERRAFORM_DIR
+    stream: bool = False
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if self.target == "local" and not self.endpoint_url:
+            raise ValueError("the local target needs the emulator's endpoint URL")
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables that select the target."""
+        env = {contract.ENV_REGION: self.region, "AWS_DEFAULT_REGION": self.region}
+        configured = os.environ.get("TF_CLI_CONFIG_FILE", "")
+        if (not configured or not Path(configured).exists()) and MAKE_CLI_CONFIG.exists():
+            env["TF_CLI_CONFIG_FILE"] = str(MAKE_CLI_CONFIG)
+        if self.target == "local":
+            env |= DUMMY_CREDENTIALS | {
+                contract.ENV_ENDPOINT_URL: str(self.endpoint_url),
+                "TF_VAR_s3_use_path_style": "true",
+                "TF_VAR_deletion_protection": "false",
+                # The emulator speaks plain HTTP: a TLS-only bucket policy would refuse every request.
+                "TF_VAR_artifact_bucket_require_tls": "false",
+            }
+        return env
+
+    @contextmanager
+    def _env(self) -> Iterator[None]:
+        saved = dict(os.environ)
+        os.environ.update(self.environment())
+        if self.target == "aws":
+            os.environ.pop(contract.ENV_ENDPOINT_URL, None)
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def _terraform(self) -> Terraform:
+        return Terraform(
+            working_dir=str(self.working_dir),
+            var_file=[str(p) for p in self.var_files] or None,
+            variables=self.variables or None,
+            state=str(self.state_path) if self.state_path else None,
+        )
+
+    def _run(self, command: str, *args: Any, **options: Any) -> tuple[int, str]:
+        terraform = self._terraform()
+        with self._env():
+            code, out, err = getattr(terraform, command)(*args, capture_output=not self.stream, **options)
+        return code, f"{out or ''}{err or ''}"
+
+    def _check(self, command: str, code: int, output: str, ok: tuple[int, ...] = (0,)) -> None:
+        if code not in ok:
+            raise DeployError(f"terraform {command} failed (exit {code}):\n{output[-4000:]}")
+
+    def init(self) -> None:
+        """``terraform init`` (no backend re-configuration for local state files)."""
+        with self._env():
+            code, out, err = Terraform(working_dir=str(self.working_dir)).init(
+                capture_output=not self.stream, reconfigure=None, input=False, no_color=IsFlagged
+            )
+        output = f"{out or ''}{err or ''}"
+        if code != 0 and "registry.terraform.io" in output:
+            output += (
+                "\nhint: terraform cannot reach its registry; `make terraformrc` writes a CLI config that "
+                "uses the local provider mirror (TF_PLUGIN_MIRROR=... to point at another one)"
+            )
+        self._check("init", code, output)
+
+    def plan(self) -> bool:
+        """Whether the plan has changes (``-detailed-exitcode``)."""
+        code, output = self._run("plan", detailed_exitcode=IsFlagged, input=False)
+        self._check("plan", code, output, ok=(0, 2))
+        return code == 2
+
+    def apply(self) -> None:
+        code, output = self._run("apply", skip_plan=True)
+        self._check("apply", code, output)
+
+    def destroy(self) -> None:
+        code, output = self._run("destroy", force=None, auto_approve=IsFlagged)
+        self._check("destroy", code, output)
+
+    def outputs(self) -> dict[str, Any]:
+        """``terraform output -json`` as plain values."""
+        terraform = Terraform(working_dir=str(self.working_dir))
+        with self._env():
+            code, out, err = terraform.output_cmd(
+                json=IsFlagged, state=str(self.state_path) if self.state_path else None, no_color=IsFlagged
+            )
+        output = f"{out or ''}{err or ''}"
+        self._check("output", code, output)
+        return {name: value["value"] for name, value in json.loads(out or "{}").items()}

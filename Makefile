@@ -68,6 +68,9 @@ bench: install terraformrc build ## benchmarks: handler overhead, cold start, da
 	$(PY) -m tests.performance.bench_report
 	@echo "fuzzing the request codecs: $(FUZZ_EXAMPLES) cases per strategy (make test runs 300)"
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_bad_input.py -k fuzzed -q -p no:cacheprovider
+	@echo "raw HTTP requests against the local front end: $$(( $(FUZZ_EXAMPLES) / 2 )) cases (make test runs 150)"
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/e2e/test_http_framing.py -k generated -q -p no:cacheprovider \
+		--hypothesis-show-statistics
 
 lint: install ## ruff (lint and format) and terraform fmt
 	$(VENV)/bin/ruff check .

@@ -178,7 +178,7 @@ class GatewayProtocol(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn = _RecordingConnection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
-        self._peer_closed = False
+        self._close_after_answer = False  # the client half-closed, or sent bytes after a closing request
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -189,6 +189,14 @@ class GatewayProtocol(H11Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def send_400_response(self, msg: str) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.more_body:
+            # Bytes after a request that asked to close the connection (HTTP/1.0, Connection: close):
+            # RFC 9112 9.6, no further request on this connection is processed. The request before them
+            # is complete and gets its answer first; then the connection closes.
+            LOG.info("front end dropped bytes after a closing request: %s", self.conn.refusal or msg)
+            self._close_after_answer = True
+            return
         refusal = self.conn.refusal
         result = _PROTOCOL_ERRORS.get(refusal.error_status_hint, BAD_REQUEST) if refusal else BAD_REQUEST
         LOG.info("front end refused a request: %s", refusal or msg)
@@ -204,18 +212,18 @@ class GatewayProtocol(H11Protocol):
             pass
         self.transport.close()
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> bool | None:  # type: ignore[override]
         # A request whose body is complete still gets its answer (the write side stays open until
         # then); a partial one is dropped with the connection, and never runs.
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete and not cycle.more_body:
-            self._peer_closed = True
+            self._close_after_answer = True
             return True
         return None
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._peer_closed:
+        if self._close_after_answer:
             self.transport.close()
 
 

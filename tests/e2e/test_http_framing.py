@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from local_platform.frontend import MAX_REQUEST_LINE_AND_HEADER_VALUES
@@ -45,8 +45,9 @@ def _read_answer(reader) -> Answer | None:
     status_line = reader.readline()
     if not status_line:
         return None
-    version, status, _ = status_line.decode("latin-1").split(" ", 2)
-    assert version == "HTTP/1.1", status_line
+    parts = status_line.decode("latin-1").split(" ", 2)
+    assert len(parts) == 3 and parts[0] == "HTTP/1.1", status_line
+    status = parts[1]
     headers: dict[str, str] = {}
     while (line := reader.readline()) not in (b"\r\n", b""):
         name, value = line.decode("latin-1").split(":", 1)
@@ -215,6 +216,20 @@ def test_bytes_after_a_request_are_a_new_request_answered_after_the_first(
     assert third is None
 
 
+@pytest.mark.parametrize("closing", ["HTTP/1.0", "connection: close"])
+def test_bytes_after_a_closing_request_are_dropped_after_its_answer(
+    running: RunningPlatform, expected: Answer, closing: str
+) -> None:
+    """RFC 9112 9.6: no request after one that closes the connection is processed; the one before is
+    answered, first and in full (found by the raw-request generator: a 400 went out ahead of it)."""
+    raw = _predict(connection="close") if closing.startswith("connection") else _predict()
+    if closing == "HTTP/1.0":
+        raw = raw.replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+    first, second = _exchange(running.url, raw + b"GARBAGE\r\n\r\n" + _predict(), answers=2)
+    assert first is not None and first.status == 200 and first.json() == expected.json()
+    assert second is None
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -283,7 +298,10 @@ PATHS = st.sampled_from(
 def raw_requests(draw: st.DrawFn) -> bytes:
     """A request as any client might put it on the wire: a plausible or odd method, path and version,
     headers with odd names and values, a body framed correctly, wrongly or both ways, and trailing bytes."""
-    method = draw(st.one_of(st.sampled_from(["POST", "GET", "HEAD", "PUT", "OPTIONS"]), TOKEN))
+    # no HEAD: whether its answer has a body depends on whether the request line parsed, which the reader
+    # here cannot know
+    methods = st.one_of(st.sampled_from(["POST", "GET", "PUT", "OPTIONS"]), TOKEN)
+    method = draw(methods.filter(lambda m: m != "HEAD"))
     version = draw(st.sampled_from(["HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1 ", "http/1.1"]))
     body = draw(st.one_of(st.just(BODY), st.binary(max_size=64)))
     headers = [("host", draw(st.sampled_from(["localhost", "", "a b", "127.0.0.1:1"])))]
@@ -323,6 +341,7 @@ def raw_requests(draw: st.DrawFn) -> bytes:
 def test_generated_raw_requests_get_no_server_error_and_no_hang(running: RunningPlatform, raw: bytes) -> None:
     """Whatever arrives, every answer is a 2xx-4xx with a JSON body, and the connection ends (the client
     half-closes, so a request still waiting for its body ends too) within the socket's 60 s."""
+    note(repr(raw))
     answers = _exchange(running.url, raw, half_close=True, answers=4)
     for answer in answers:
         if answer is None:

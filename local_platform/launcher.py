@@ -22,7 +22,7 @@ from local_platform.frontend import DataPlaneServer
 from model_registry.core import aws, contract
 from model_registry.core.settings import Settings
 from tooling.deploy import Deployment
-from tooling.packaging import FRAMEWORKS, REPO_ROOT, build_runtime, install_runtime
+from tooling.packaging import LAYER_FRAMEWORKS, REPO_ROOT, build_runtime, install_runtime
 
 BUILD_DIR = REPO_ROOT / "build" / "lambda"
 Say = Callable[[str], None]
@@ -117,7 +117,7 @@ def local_platform(
     for stale in ("terraform.tfstate", "terraform.tfstate.backup", "packages"):
         path = state_dir / stale
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    for name in ("function.zip", *(f"layer-{f}.zip" for f in FRAMEWORKS)):
+    for name in ("function.zip", *(f"layer-{f}.zip" for f in LAYER_FRAMEWORKS)):
         if not (build_dir / name).exists():
             raise FileNotFoundError(f"{build_dir / name} is missing: run `make build` first")
     runtime = build_runtime(build_dir)  # what the layers were built for

@@ -14,7 +14,7 @@ from typing import Any
 
 from model_registry.core.errors import InvalidInput, RegistryError
 from model_registry.core.settings import Settings
-from model_registry.serving.loaders import FRAMEWORKS
+from model_registry.serving.loaders import REGISTRABLE_FRAMEWORKS
 
 LOCAL_ENV_FILE = Path(".local/platform.env")
 
@@ -245,7 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument(
         "artifact", help="model file: .skops, .joblib (if pickle is allowed), XGBoost .json/.ubj"
     )
-    register.add_argument("--framework", choices=FRAMEWORKS, help="expected framework (default: detected)")
+    register.add_argument(
+        "--framework", choices=REGISTRABLE_FRAMEWORKS, help="expected framework (default: detected)"
+    )
     register.add_argument("--description", default="", help="free-text description")
     register.add_argument(
         "--tag",

@@ -12,8 +12,8 @@ from model_registry.core import contract
 from tooling.glibc import GlibcTooNew
 from tooling.packaging import (
     DEFAULT_RUNTIME,
-    FRAMEWORKS,
     LAMBDA_UNZIPPED_LIMIT,
+    LAYER_FRAMEWORKS,
     build_all,
     check_size,
     python_version,
@@ -23,7 +23,7 @@ from tooling.packaging import (
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("build/lambda"), help="output folder")
-    parser.add_argument("--framework", action="append", choices=FRAMEWORKS, help="only these layers")
+    parser.add_argument("--framework", action="append", choices=LAYER_FRAMEWORKS, help="only these layers")
     parser.add_argument(
         "--runtime",
         default=DEFAULT_RUNTIME,
@@ -37,7 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         built = build_all(
-            args.out, args.runtime, args.framework or FRAMEWORKS, log=lambda m: print(f"  {m}", flush=True)
+            args.out,
+            args.runtime,
+            args.framework or LAYER_FRAMEWORKS,
+            log=lambda m: print(f"  {m}", flush=True),
         )
     except (GlibcTooNew, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

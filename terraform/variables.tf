@@ -89,12 +89,12 @@ variable "models" {
   }))
 
   validation {
-    condition     = alltrue([for k, m in var.models : can(regex("^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$", k))])
+    condition     = alltrue([for k, m in var.models : can(regex(local.contract.model_name_pattern, k))])
     error_message = "model names must be 1-48 lower-case letters, digits or dashes, starting and ending with a letter or digit."
   }
 
   validation {
-    condition     = alltrue([for m in var.models : contains(["sklearn", "xgboost", "onnx"], m.framework)])
+    condition     = alltrue([for m in var.models : contains(local.contract.frameworks.layers, m.framework)])
     error_message = "framework must be sklearn, xgboost or onnx (models registered with --optimize)."
   }
 

@@ -29,7 +29,7 @@ BUILD_MANIFEST = "build.json"
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # One dependency layer per serving runtime; a function carries only its own (terraform models.*.framework).
-FRAMEWORKS = ("sklearn", "xgboost", "onnx")
+LAYER_FRAMEWORKS = contract.LAYER_FRAMEWORKS  # one layer each
 # The Lambda Python runtime already ships these; a layer need not carry them.
 RUNTIME_PROVIDED = (
     "boto3",
@@ -234,7 +234,7 @@ class Build:
 def build_all(
     build_dir: Path,
     runtime: str = DEFAULT_RUNTIME,
-    frameworks: Iterable[str] = FRAMEWORKS,
+    frameworks: Iterable[str] = LAYER_FRAMEWORKS,
     log: Callable[[str], None] = print,
 ) -> Build:
     """Build the function zip and the framework layers for ``runtime`` into ``build_dir``, and record the

@@ -32,6 +32,10 @@ PARTITION_KEY: str = _CONTRACT["table"]["partition_key"]
 SORT_KEY: str = _CONTRACT["table"]["sort_key"]
 SUMMARY_SORT_KEY: int = _CONTRACT["table"]["summary_sort_key"]
 ARTIFACT_PREFIX: str = _CONTRACT["artifact_prefix"]
+# Registry model names: also a path segment, a Lambda function and IAM role name part, a DynamoDB key.
+MODEL_NAME_PATTERN: str = _CONTRACT["model_name_pattern"]
+LAYER_FRAMEWORKS: tuple[str, ...] = tuple(_CONTRACT["frameworks"]["layers"])
+REGISTRABLE_FRAMEWORKS: tuple[str, ...] = tuple(_CONTRACT["frameworks"]["registrable"])
 DEPLOYMENT_PREFIX: str = _CONTRACT["deployment_prefix"]
 ALIAS_NAME: str = _CONTRACT["alias_name"]
 ENV_PLATFORM_NAME = ENV["platform_name"]

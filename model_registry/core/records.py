@@ -14,7 +14,7 @@ from model_registry.core.errors import InvalidName, InvalidTag
 
 # Model names become DynamoDB keys, S3 prefixes, Lambda function names and URL path segments:
 # lower-case letters, digits and dashes only, so nothing can inject into any of them.
-MODEL_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
+MODEL_NAME_PATTERN = re.compile(contract.MODEL_NAME_PATTERN)
 TAG_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:/=+@-]{1,128}$")
 TAG_VALUE_MAX = 256
 MAX_TAGS = 50

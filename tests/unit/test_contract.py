@@ -9,7 +9,7 @@ import tomllib
 from functions import routes
 from model_registry.core import contract
 from tests.helpers import REPO_ROOT
-from tooling.packaging import BUILD_MANIFEST, DEFAULT_RUNTIME, FRAMEWORKS, requirements_file
+from tooling.packaging import BUILD_MANIFEST, DEFAULT_RUNTIME, LAYER_FRAMEWORKS, requirements_file
 
 TERRAFORM = REPO_ROOT / "terraform"
 
@@ -79,7 +79,7 @@ def test_layers_pin_the_versions_the_project_installs() -> None:
                 name, _, version = spec.partition("==")
                 assert pins.setdefault(name, version) == version, f"{name} pinned twice, differently"
     compared = []
-    for framework in FRAMEWORKS:
+    for framework in LAYER_FRAMEWORKS:
         for line in requirements_file(framework).read_text().splitlines():
             if line.strip() and not line.startswith("#"):
                 name, _, version = line.partition("==")
@@ -117,3 +117,40 @@ def test_the_metric_contract_is_the_one_terraform_and_the_handler_use() -> None:
         "function_version": "7",
         "service": "model-serving",
     }
+
+
+def test_every_copy_of_the_model_name_pattern_is_the_contracts() -> None:
+    """Python and the root module read it from contract.json; the standalone modules and the OpenAPI
+    spec cannot, so their copies are held to it here."""
+    from model_registry.core.records import MODEL_NAME_PATTERN
+
+    assert MODEL_NAME_PATTERN.pattern == contract.MODEL_NAME_PATTERN
+    assert "can(regex(local.contract.model_name_pattern, k))" in (TERRAFORM / "variables.tf").read_text()
+    copies = {
+        path: re.findall(r'regex\("(\^\[a-z0-9\][^"]*)"', (TERRAFORM / path).read_text())
+        for path in ("modules/api/variables.tf", "modules/model_endpoint/variables.tf")
+    }
+    copies["api/openapi.yaml"] = re.findall(
+        r'pattern: "(\^\[a-z0-9\][^"]*)"', (REPO_ROOT / "api/openapi.yaml").read_text()
+    )
+    for path, found in copies.items():
+        assert found and set(found) == {contract.MODEL_NAME_PATTERN}, (path, found)
+    assert re.fullmatch(contract.MODEL_NAME_PATTERN, "breast-cancer")
+    assert not re.fullmatch(contract.MODEL_NAME_PATTERN, "-x") and not re.fullmatch(
+        contract.MODEL_NAME_PATTERN, "a" * 49
+    )
+
+
+def test_the_framework_lists_are_the_contracts() -> None:
+    """Layers (Terraform's framework per model, the build) and what registration accepts (the loaders'
+    formats, the CLI): one list each, in contract.json."""
+    from model_registry.serving.loaders import FORMATS, OPTIMIZED_FORMATS, REGISTRABLE_FRAMEWORKS
+
+    assert (
+        "contains(local.contract.frameworks.layers, m.framework)" in (TERRAFORM / "variables.tf").read_text()
+    )
+    assert LAYER_FRAMEWORKS == contract.LAYER_FRAMEWORKS
+    assert {f.framework for f in FORMATS.values()} == set(REGISTRABLE_FRAMEWORKS)
+    assert set(contract.LAYER_FRAMEWORKS) == set(REGISTRABLE_FRAMEWORKS) | set(OPTIMIZED_FORMATS)
+    for framework in contract.LAYER_FRAMEWORKS:
+        assert requirements_file(framework).exists(), framework

@@ -14,8 +14,8 @@ from tests.helpers import REPO_ROOT
 from tooling.glibc import GlibcTooNew, GlibcVersion, required_glibc
 from tooling.packaging import (
     DEFAULT_RUNTIME,
-    FRAMEWORKS,
     LAMBDA_UNZIPPED_LIMIT,
+    LAYER_FRAMEWORKS,
     build_all,
     build_function,
     build_layer,
@@ -38,7 +38,7 @@ def test_function_zip_is_reproducible(tmp_path: Path) -> None:
 def test_layers_fit_lambda_and_rezip_identically() -> None:
     out = REPO_ROOT / "build" / "lambda"
     function = build_function(out / "function.zip")
-    for framework in FRAMEWORKS:
+    for framework in LAYER_FRAMEWORKS:
         layer = build_layer(framework, out, log=lambda m: None)
         again = build_layer(framework, out, log=lambda m: None)
         assert layer.sha256 == again.sha256
@@ -104,7 +104,7 @@ def _modules(root: Path) -> list[str]:
     )
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", LAYER_FRAMEWORKS)
 def test_every_module_of_the_function_zip_imports_with_only_its_layer(tmp_path: Path, framework: str) -> None:
     """What Lambda has: the zip, one framework layer and the runtime's own boto3, on the runtime's Python,
     isolated from this checkout and its virtualenv (``-I``). A module that needs the CLI's, the tooling's
@@ -122,7 +122,9 @@ def test_every_module_of_the_function_zip_imports_with_only_its_layer(tmp_path: 
         not (code / "model_registry" / "rollout.py").exists()
         and not (code / "model_registry" / "cli.py").exists()
     )
-    own_loaders = {f"model_registry.serving.loaders.{other}" for other in FRAMEWORKS if other != framework}
+    own_loaders = {
+        f"model_registry.serving.loaders.{other}" for other in LAYER_FRAMEWORKS if other != framework
+    }
     modules = [m for m in _modules(code) if m not in own_loaders]
     paths = [
         code,

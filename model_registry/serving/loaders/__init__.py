@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from model_registry.core import contract
 from model_registry.core.errors import UnsupportedFormat
 from model_registry.core.records import Signature
 
@@ -57,9 +58,10 @@ FORMATS: dict[str, ArtifactFormat] = {
         ),
     )
 }
-# Frameworks a model is registered with (detected from the artifact). ONNX is never registered
-# directly: it is the optimized form of a registered version (model_registry.registry.optimize).
-FRAMEWORKS = sorted({f.framework for f in FORMATS.values()})
+# Frameworks a model is registered with (detected from the artifact): the contract's list, which the
+# formats above must cover (tests/unit/test_contract.py). ONNX is never registered directly: it is the
+# optimized form of a registered version (model_registry.registry.optimize).
+REGISTRABLE_FRAMEWORKS = contract.REGISTRABLE_FRAMEWORKS
 OPTIMIZED_FORMATS: dict[str, ArtifactFormat] = {
     "onnx": ArtifactFormat("onnx", "onnx", "onnx", "model_registry.serving.loaders.onnx:load_onnx", True)
 }

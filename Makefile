@@ -15,7 +15,7 @@ LAMBDA_RUNTIME ?=
 # Extra Terraform variables for `make up`, e.g. VAR_FILE=terraform/examples/snapstart.tfvars.
 VAR_FILE ?=
 
-.PHONY: help install tools test bench lint fmt up demo build clean terraformrc aws-acceptance
+.PHONY: help install tools check test bench lint fmt up demo build clean terraformrc aws-acceptance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ terraformrc: ## write the Terraform CLI config (filesystem mirror when present)
 	  printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/*/*"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/*/*"]\n  }\n}\n' "$(TF_PLUGIN_MIRROR)" > $(TF_CLI_CONFIG); \
 	else : > $(TF_CLI_CONFIG); fi
 
+check: install ## under a minute: ruff (lint and format), mypy and the unit tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
 test: install tools terraformrc ## install and run the whole test suite
 	$(PY) -m pytest -m "not benchmark" $(PYTEST_ARGS)
 
@@ -72,9 +78,10 @@ bench: install terraformrc build ## benchmarks: handler overhead, cold start, da
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/e2e/test_http_framing.py -k generated -q -p no:cacheprovider \
 		--hypothesis-show-statistics
 
-lint: install ## ruff (lint and format) and terraform fmt
+lint: install ## ruff (lint and format), mypy and terraform fmt
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	@if command -v terraform >/dev/null && [ -d terraform ]; then terraform fmt -check -recursive terraform; fi
 
 fmt: install ## format Python and Terraform

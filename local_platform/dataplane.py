@@ -479,18 +479,18 @@ class DataPlane:
             self._report_import_failure(spec, os_refusal)
         refusal = os_refusal or (self._not_ready(spec) if spec.snap_start else None)
         if refusal is not None:
-            failed = Outcome("init_error", error=refusal, version=version)
-            self._record(route, version, failed)
-            return failed
+            not_started = Outcome("init_error", error=refusal, version=version)
+            self._record(route, version, not_started)
+            return not_started
         pool = self._pool(function_name)
         try:
             environment, cold = pool.acquire(
                 spec, self.concurrency_limit(function_name), self._new_environment
             )
         except (RuntimeUnavailable, SnapshotFailed) as exc:
-            failed = Outcome("init_error", error=exc.error, version=version)
-            self._record(route, version, failed)
-            return failed
+            refused = Outcome("init_error", error=exc.error, version=version)
+            self._record(route, version, refused)
+            return refused
         if environment is None:
             self._record(route, version, Outcome("throttled"))
             return Outcome("throttled", version=version)
@@ -503,7 +503,7 @@ class DataPlane:
                 self._report_init_failure(environment, failed)
                 environment = pool.replace(environment, self._new_environment(spec))
                 failed = environment.wait_ready(timeout)
-                timeout -= (failed.init_ms if failed else environment.init_ms or 0.0) / 1000
+                timeout -= ((failed.init_ms if failed else environment.init_ms) or 0.0) / 1000
             if failed is not None:
                 self._report_init_failure(environment, failed)
                 pool.discard(environment)

@@ -177,7 +177,9 @@ class GatewayProtocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.conn = _RecordingConnection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
+        self.conn: _RecordingConnection = _RecordingConnection(
+            h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES
+        )
         self._close_after_answer = False  # the client half-closed, or sent bytes after a closing request
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

@@ -253,13 +253,13 @@ class _Handler(BaseHTTPRequestHandler):
         request_id, kind = match.groups()
         if kind == "response" and len(body) > MAX_RESPONSE_BYTES:
             # Lambda refuses the response and fails the invocation with this error.
-            error = {
+            too_large = {
                 "errorType": "Function.ResponseSizeTooLarge",
                 "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum allowed "
                 f"payload size ({MAX_RESPONSE_BYTES} bytes).",
             }
-            self.api.finish(request_id, None, error)
-            self._reply(413, error)
+            self.api.finish(request_id, None, too_large)
+            self._reply(413, too_large)
             return
         error = _error_document(body, error_type) if kind == "error" else None
         if not self.api.finish(request_id, body if kind == "response" else None, error):

@@ -168,7 +168,8 @@ class Rollouts:
         (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html,
         https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricStatistics.html).
         """
-        if self._cloudwatch is None:
+        cloudwatch = self._cloudwatch
+        if cloudwatch is None:
             raise RolloutError("no CloudWatch client: cannot read health metrics")
         name = self.function_name(model_name)
         end = datetime.now(UTC) + timedelta(seconds=60)
@@ -181,7 +182,7 @@ class Rollouts:
         def datapoints(
             namespace: str, metric: str, dimensions: list[dict[str, str]], **statistic: Any
         ) -> list:
-            return self._cloudwatch.get_metric_statistics(
+            return cloudwatch.get_metric_statistics(
                 Namespace=namespace,
                 MetricName=metric,
                 Dimensions=dimensions,

@@ -216,14 +216,14 @@ def provisioned_concurrency(request: Any, full_url: str, headers: Any) -> Respon
             except Exception as exc:
                 return _error(400, "InvalidParameterValueException", getattr(exc, "message", str(exc)))
             arn = f"{version.function_arn.split(':function:')[0]}:function:{function}:{qualifier}"
-            config = {
+            created: dict[str, Any] = {
                 "FunctionArn": arn,
                 "RequestedProvisionedConcurrentExecutions": count,
                 "LastModified": _now_iso(),
                 "_ready_at": time.monotonic() + _seconds("LOCAL_PROVISIONING_SECONDS", 2.0),
             }
-            _CONFIGS[key] = config
-            return _ok(202, {k: v for k, v in _config_view(config).items() if k != "FunctionArn"})
+            _CONFIGS[key] = created
+            return _ok(202, {k: v for k, v in _config_view(created).items() if k != "FunctionArn"})
         config = _CONFIGS.get(key)
         if config is None:
             return _error(

@@ -142,7 +142,7 @@ def test_the_gate_reads_cloudwatch_and_rolls_a_broken_version_back(
     )
     messages: list[str] = []
     try:
-        with Traffic(target, "iris", {"instances": examples["iris"].X_test[:1].tolist()}):
+        with Traffic(target, "iris", {"instances": examples["iris"].X_test[:1].tolist()}) as traffic:
             result = rollouts.progressive(
                 "iris",
                 broken.version,
@@ -155,6 +155,8 @@ def test_the_gate_reads_cloudwatch_and_rolls_a_broken_version_back(
     finally:
         print("\n".join(messages))
     assert result["outcome"] == "rolled-back" and "error rate" in result["reason"]
+    assert any(status == 500 for status, _ in traffic.answers), "the broken canary never served a request"
+    assert rollouts.journal.events("iris")[0]["action"] == "auto-rollback"
     state = rollouts.alias_state("iris")
     assert (state.stable_version, state.canary_version) == (stable, None)
     url, body = f"{target.url}/models/iris/predict", {"instances": examples["iris"].X_test[:1].tolist()}

@@ -130,7 +130,6 @@ def map_result(result: Any) -> HttpResult:
 
 
 INTERNAL_ERROR = canned(500, "Internal Server Error")
-SERVICE_UNAVAILABLE = canned(503, "Service Unavailable")
 GATEWAY_TIMEOUT = canned(504, "Service Unavailable")
 NOT_FOUND = canned(404, "Not Found")
 TOO_MANY_REQUESTS = canned(429, "Too Many Requests")

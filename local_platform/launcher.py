@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,19 +57,6 @@ def platform_env(emulator_url: str, outputs: dict[str, Any]) -> dict[str, str]:
         contract.ENV_TABLE: outputs["table_name"],
         contract.ENV_BUCKET: outputs["bucket_name"],
     }
-
-
-@contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(values)
-    aws.reset()
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        aws.reset()
 
 
 def register_and_roll_out_examples(settings: Settings, state: Path, say: Say) -> dict[str, int]:
@@ -194,7 +180,7 @@ def run_up(emulator_port: int, port: int, state_dir: str, var_files: list[Path] 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         with local_platform(state, emulator_port=emulator_port, port=port, var_files=var_files) as platform:
-            with _environ(platform.env):
+            with aws.environment(platform.env):
                 register_and_roll_out_examples(Settings.from_env(), state, _say)
             env_file = state / "platform.env"
             env = {**platform.env, "MODEL_PLATFORM_URL": platform.url}

@@ -124,13 +124,11 @@ def _print_optimized(record: Any) -> None:
     optimized = record.optimized
     if optimized is None:
         return
-    speedup = (
-        optimized.native_batch1_us / optimized.optimized_batch1_us if optimized.optimized_batch1_us else 0
-    )
     print(
         f"optimized: {optimized.artifact_format} validated on {optimized.validation_rows} rows "
         f"(max |diff| {optimized.max_abs_diff:.2g}); one-row predict {optimized.native_batch1_us:.0f} us "
-        f"native -> {optimized.optimized_batch1_us:.0f} us ({speedup:.0f}x); native artifact kept as fallback"
+        f"native -> {optimized.optimized_batch1_us:.0f} us ({optimized.speedup:.0f}x); "
+        "native artifact kept as fallback"
     )
 
 

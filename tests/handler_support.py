@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from local_platform.events import HttpResult, LambdaContext, build_event, map_result
+from local_platform.routes import best_match, route_from_key
 from model_registry.core import aws, contract
 from model_registry.core.settings import Settings
 
@@ -39,17 +40,8 @@ def load_handler(settings: Settings, model_name: str, pin: str = "latest", **ext
 
 def route_key_for(model_name: str, path: str, method: str) -> tuple[str, dict[str, str]]:
     """The route key and path parameters API Gateway would match for ``path`` (contract routes)."""
-    for template in contract.route_keys(model_name):
-        route_method, route_path = template.split(" ", 1)
-        if route_method not in ("ANY", method):
-            continue
-        if "{proxy+}" in route_path:
-            prefix = route_path.replace("{proxy+}", "")
-            if path.startswith(prefix) and len(path) > len(prefix):
-                return template, {"proxy": path[len(prefix) :]}
-        elif path == route_path:
-            return template, {}
-    return "$default", {}
+    matched = best_match([route_from_key(k) for k in contract.route_keys(model_name)], method, path)
+    return (matched[0].route_key, matched[1]) if matched else ("$default", {})
 
 
 def call(

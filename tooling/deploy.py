@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from python_terraform import IsFlagged, Terraform
 
 from local_platform.emulator import DUMMY_CREDENTIALS
-from model_registry.core import contract
+from model_registry.core import aws, contract
 
 TERRAFORM_DIR = Path(__file__).resolve().parents[1] / "terraform"
 # Written by `make terraformrc`: a provider_installation block with the local filesystem mirror.
@@ -64,17 +63,10 @@ class Deployment:
             }
         return env
 
-    @contextmanager
-    def _env(self) -> Iterator[None]:
-        saved = dict(os.environ)
-        os.environ.update(self.environment())
-        if self.target == "aws":
-            os.environ.pop(contract.ENV_ENDPOINT_URL, None)
-        try:
-            yield
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    def _env(self) -> AbstractContextManager[None]:
+        # Against AWS, an endpoint left in the caller's environment must not redirect Terraform.
+        drop = [contract.ENV_ENDPOINT_URL] if self.target == "aws" else []
+        return aws.environment(self.environment(), without=drop)
 
     def _terraform(self) -> Terraform:
         return Terraform(

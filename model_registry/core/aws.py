@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -86,3 +88,20 @@ def reset() -> None:
     """Forget cached clients and the session, e.g. after the environment's credentials or endpoint changed."""
     client.cache_clear()
     _session.cache_clear()
+
+
+@contextmanager
+def environment(values: Mapping[str, str], without: Iterable[str] = ()) -> Iterator[None]:
+    """Run with ``values`` added to (and ``without`` removed from) ``os.environ``, clients created
+    afresh; everything restored afterwards. Not thread-safe: for tools and tests, not the handler."""
+    saved = dict(os.environ)
+    os.environ.update(values)
+    for name in without:
+        os.environ.pop(name, None)
+    reset()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        reset()

@@ -41,10 +41,6 @@ class OptimizationReport:
     native_batch1_us: float
     optimized_batch1_us: float
 
-    @property
-    def speedup(self) -> float:
-        return self.native_batch1_us / self.optimized_batch1_us if self.optimized_batch1_us else 0.0
-
 
 def read_validation_data(path: Path) -> np.ndarray:
     """Rows to validate on, from ``.npy`` or a numeric ``.csv`` (an optional header line is skipped)."""

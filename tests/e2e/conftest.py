@@ -12,11 +12,10 @@ import pytest
 from examples.models import ExampleModel
 from local_platform.launcher import (
     LocalPlatform,
-    _environ,
     local_platform,
     register_and_roll_out_examples,
 )
-from model_registry.core import contract
+from model_registry.core import aws, contract
 from model_registry.core.settings import Settings
 from tests.helpers import REPO_ROOT
 from tests.iam_check import Account, read_calls, refused, render
@@ -95,7 +94,7 @@ def running(
     pids: list[int] = []
     call_log = state / "function-aws-calls.jsonl"
     with local_platform(state, say=lambda m: None, aws_call_log=call_log) as platform:
-        with _environ(platform.env):
+        with aws.environment(platform.env):
             settings = Settings.from_env()
             versions = register_and_roll_out_examples(settings, state, lambda m: None)
         # Tests pass the emulator's endpoint explicitly: nothing leaks into other tests' environment.

@@ -21,11 +21,10 @@ import requests
 from examples.models import ExampleModel
 from local_platform.launcher import (
     LocalPlatform,
-    _environ,
     local_platform,
     register_and_roll_out_examples,
 )
-from model_registry.core import contract
+from model_registry.core import aws, contract
 from model_registry.core.settings import Settings
 from model_registry.registry.service import RegistryService
 from model_registry.rollout import Rollouts
@@ -54,7 +53,7 @@ def snap_platform(
     state = tmp_path_factory.mktemp("snap-platform")
     var_file = REPO_ROOT / "terraform" / "examples" / "snapstart.tfvars"
     with local_platform(state, build_dir=build, var_files=[var_file], say=lambda m: None) as platform:
-        with _environ(platform.env):
+        with aws.environment(platform.env):
             settings = Settings.from_env()
             versions = register_and_roll_out_examples(settings, state, lambda m: None)
         yield SnapPlatform(platform, settings, versions)

@@ -44,11 +44,8 @@ def iris(moto_url: str, examples: dict[str, ExampleModel]) -> Iterator[ModuleTyp
     RegistryService.from_settings(settings_).register(
         "iris", example.artifact, feature_names=example.feature_names, progress=False
     )
-    saved = dict(os.environ)
-    yield load_handler(settings_, "iris", "1")
-    os.environ.clear()
-    os.environ.update(saved)
-    aws.reset()
+    with aws.environment({}):  # restores what load_handler sets
+        yield load_handler(settings_, "iris", "1")
 
 
 def _tensor(**overrides: Any) -> dict[str, Any]:

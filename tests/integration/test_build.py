@@ -16,6 +16,7 @@ from tooling.packaging import (
     DEFAULT_RUNTIME,
     LAMBDA_UNZIPPED_LIMIT,
     LAYER_FRAMEWORKS,
+    Build,
     build_all,
     build_function,
     build_layer,
@@ -57,11 +58,17 @@ def test_layers_fit_lambda_and_rezip_identically() -> None:
             )
 
 
-def test_layers_load_on_the_runtime_os_and_are_refused_for_amazon_linux_2() -> None:
+@pytest.fixture(scope="module")
+def built() -> Build:
+    """build/lambda built once for the default runtime (layers are reused when their requirements have
+    not changed), shared by the tests that read the build."""
+    return build_all(REPO_ROOT / "build" / "lambda", DEFAULT_RUNTIME, log=lambda m: None)
+
+
+def test_layers_load_on_the_runtime_os_and_are_refused_for_amazon_linux_2(built: Build) -> None:
     """The build reads every shared object's glibc needs: they fit Amazon Linux 2023 (python3.12+), and
     the same files are refused for python3.11, whose Amazon Linux 2 has glibc 2.26."""
     out = REPO_ROOT / "build" / "lambda"
-    built = build_all(out, DEFAULT_RUNTIME, log=lambda m: None)
     floor = GlibcVersion.parse(contract.lambda_runtime(DEFAULT_RUNTIME).glibc)
     manifest = read_build_manifest(out)
     assert manifest["runtime"] == DEFAULT_RUNTIME and manifest["os_glibc"] == str(floor)
@@ -105,7 +112,9 @@ def _modules(root: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("framework", LAYER_FRAMEWORKS)
-def test_every_module_of_the_function_zip_imports_with_only_its_layer(tmp_path: Path, framework: str) -> None:
+def test_every_module_of_the_function_zip_imports_with_only_its_layer(
+    tmp_path: Path, framework: str, built: Build
+) -> None:
     """What Lambda has: the zip, one framework layer and the runtime's own boto3, on the runtime's Python,
     isolated from this checkout and its virtualenv (``-I``). A module that needs the CLI's, the tooling's
     or the local platform's packages fails here, not in production."""
@@ -113,7 +122,6 @@ def test_every_module_of_the_function_zip_imports_with_only_its_layer(tmp_path: 
     from tooling.packaging import install_runtime
 
     out = REPO_ROOT / "build" / "lambda"
-    built = build_all(out, DEFAULT_RUNTIME, log=lambda m: None)
     code = tmp_path / "task"
     with zipfile.ZipFile(built.function.path) as archive:
         archive.extractall(code)

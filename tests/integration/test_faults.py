@@ -26,11 +26,8 @@ ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
 @pytest.fixture
 def clean_env() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-    aws.reset()
+    with aws.environment({}):
+        yield
 
 
 def _register(settings: Settings, examples: dict[str, ExampleModel]) -> None:

@@ -52,14 +52,11 @@ def registry(moto_url: str, examples: dict[str, ExampleModel]) -> Settings:
 
 @pytest.fixture(scope="module")
 def handlers(registry: Settings) -> Iterator[dict[str, ModuleType]]:
-    saved = dict(os.environ)
-    modules = {}
-    for name, pin in (("iris", "1"), ("breast-cancer", "latest"), ("diabetes", "latest")):
-        modules[name] = load_handler(registry, name, pin)
-    yield modules
-    os.environ.clear()
-    os.environ.update(saved)
-    aws.reset()
+    with aws.environment({}):  # restores what load_handler sets
+        modules = {}
+        for name, pin in (("iris", "1"), ("breast-cancer", "latest"), ("diabetes", "latest")):
+            modules[name] = load_handler(registry, name, pin)
+        yield modules
 
 
 def _json(result) -> dict:
@@ -220,8 +217,7 @@ def test_v2_one_tensor_per_feature_and_the_default_binary_output(handlers, examp
 def test_explicit_versions_are_cached_up_to_the_cache_size(registry: Settings, examples) -> None:
     """``MODEL_CACHE_SIZE`` explicit versions stay loaded besides the pinned one; the least recently
     used is evicted, and loads again (from the registry) when asked for."""
-    saved = dict(os.environ)
-    try:
+    with aws.environment({}):  # restores what load_handler sets
         handler = load_handler(registry, "iris", "2", MODEL_CACHE_SIZE="1")
         row = {"instances": examples["iris"].X_test[:1].tolist()}
         loads: list[int] = []
@@ -240,18 +236,13 @@ def test_explicit_versions_are_cached_up_to_the_cache_size(registry: Settings, e
         handler.SERVER._cache.clear()  # as if another version had evicted it
         assert call(handler, "POST", "/models/iris/versions/1/predict", row).status == 200
         assert loads == [1, 1]
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        aws.reset()
 
 
 @pytest.mark.parametrize("pin", ["three", "0", "-1"])
 def test_an_invalid_model_version_pin_answers_every_request_instead_of_failing_the_import(
     registry: Settings, pin: str, capsys
 ) -> None:
-    saved = dict(os.environ)
-    try:
+    with aws.environment({}):  # restores what load_handler sets
         handler = load_handler(registry, "iris", pin)  # the import itself must not raise
         assert handler.SERVER.pinned is None
         for path in ("/models/iris/predict", "/models/iris/versions/1/predict", "/v2/models/iris/infer"):
@@ -261,10 +252,6 @@ def test_an_invalid_model_version_pin_answers_every_request_instead_of_failing_t
             assert result.status == 500 and _json(result)["code"] == "misconfigured", result.body
             assert "MODEL_VERSION" in _json(result)["error"]
             assert contract.SERVER_ERRORS_METRIC in capsys.readouterr().out  # the gate counts it
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        aws.reset()
 
 
 def test_a_pickled_model_is_served_only_where_pickle_is_allowed(
@@ -282,8 +269,7 @@ def test_a_pickled_model_is_served_only_where_pickle_is_allowed(
         "pickled", artifact, feature_names=example.feature_names, progress=False
     )
     rows = example.X_test[:3]
-    saved = dict(os.environ)
-    try:
+    with aws.environment({}):  # restores what load_handler sets
         refusing = load_handler(registry, "pickled", "1")
         for pause in (0, LOAD_RETRY_INTERVAL_S):  # at once, and once the load would be retried
             time.sleep(pause)
@@ -294,10 +280,6 @@ def test_a_pickled_model_is_served_only_where_pickle_is_allowed(
         assert (
             result.status == 200 and _json(result)["predictions"] == example.estimator.predict(rows).tolist()
         )
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        aws.reset()
 
 
 _TRACE_PROBE = """
@@ -352,8 +334,7 @@ def test_tracing_sends_the_model_load_and_the_aws_calls_to_the_xray_daemon(regis
 def test_the_before_snapshot_hook_refuses_a_snapshot_without_its_pinned_model(registry: Settings) -> None:
     """SnapStart: a failing hook fails the snapshot, so a version pinned to a model it cannot load never
     goes Active; Terraform's version pinned to ``latest`` before any registration snapshots without one."""
-    saved = dict(os.environ)
-    try:
+    with aws.environment({}):  # restores what load_handler sets
         missing = load_handler(registry, "iris", "99")  # not registered: init could not load it
         assert missing.SERVER.pinned is None
         with pytest.raises(RegistryError):
@@ -364,10 +345,6 @@ def test_the_before_snapshot_hook_refuses_a_snapshot_without_its_pinned_model(re
         loaded = load_handler(registry, "iris", "1")
         loaded._before_snapshot()
         assert loaded.SERVER.pinned is not None and loaded.SERVER.pinned.version == 1
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        aws.reset()
 
 
 BAD = [
@@ -577,8 +554,7 @@ def test_a_model_that_raises_on_valid_input_answers_prediction_failed_on_every_r
     RegistryService.from_settings(registry).register(
         "broken", artifact, feature_names=iris.feature_names, progress=False
     )
-    saved = dict(os.environ)
-    try:
+    with aws.environment({}):  # restores what load_handler sets
         handler = load_handler(registry, "broken", "1")
         tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
         requests = [
@@ -593,10 +569,6 @@ def test_a_model_that_raises_on_valid_input_answers_prediction_failed_on_every_r
             assert _json(result) == {"error": "prediction failed: ValueError", "code": "prediction_failed"}
             emitted = capsys.readouterr().out
             assert contract.SERVER_ERRORS_METRIC in emitted, path  # the gate counts it
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        aws.reset()
 
 
 _GC_PROBE = """

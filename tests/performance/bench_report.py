@@ -285,7 +285,8 @@ def snapstart_restores(emulator_url: str, cold: dict[str, Any]) -> dict[str, Any
 def data_plane_load(seconds: float = 6.0) -> dict[str, Any]:
     """p50/p99 and requests per second through the local platform at 1, 4 and 16 clients
     (``python -m tests.performance.bench_report --data-plane`` runs only this)."""
-    from local_platform.launcher import _environ, local_platform, register_and_roll_out_examples
+    from local_platform.launcher import local_platform, register_and_roll_out_examples
+    from model_registry.core import aws
 
     state = BENCH / "platform"
     var_file = BENCH / "bench.tfvars.json"
@@ -302,7 +303,7 @@ def data_plane_load(seconds: float = 6.0) -> dict[str, Any]:
     )
     results: dict[str, Any] = {}
     with local_platform(state, var_files=[var_file], say=lambda m: print(f"[platform] {m}", flush=True)) as p:
-        with _environ(p.env):
+        with aws.environment(p.env):
             register_and_roll_out_examples(Settings.from_env(), state, lambda m: None)
         body = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
         url = f"{p.url}/models/iris/predict"

@@ -6,7 +6,6 @@ Run by `make bench` (pytest-benchmark); `make test` deselects the `benchmark` ma
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -42,13 +41,10 @@ def handlers(moto_url: str, examples: dict[str, ExampleModel]) -> Iterator[dict[
             service.register(
                 f"{example.name}-onnx", example.artifact, optimize_rows=example.X_test, progress=False
             )
-    saved = dict(os.environ)
-    modules = {name: load_handler(settings, name, "1") for name in MODELS}
-    modules["diabetes-onnx"] = load_handler(settings, "diabetes-onnx", "1")
-    yield modules
-    os.environ.clear()
-    os.environ.update(saved)
-    aws.reset()
+    with aws.environment({}):  # restores what load_handler sets
+        modules = {name: load_handler(settings, name, "1") for name in MODELS}
+        modules["diabetes-onnx"] = load_handler(settings, "diabetes-onnx", "1")
+        yield modules
 
 
 def _event(name: str, rows: np.ndarray) -> dict:

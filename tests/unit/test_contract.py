@@ -7,6 +7,7 @@ import subprocess
 import tomllib
 
 from functions import routes
+from local_platform.routes import best_match, route_from_key
 from model_registry.core import contract
 from tests.helpers import REPO_ROOT
 from tooling.packaging import BUILD_MANIFEST, DEFAULT_RUNTIME, LAYER_FRAMEWORKS, requirements_file
@@ -53,19 +54,11 @@ def test_the_default_runtime_runs_on_an_os_with_snap_start_and_a_current_glibc()
     assert contract.lambda_runtime("python3.11").glibc == "2.26"  # Amazon Linux 2
 
 
-def _route_matches(template: str, method: str, path: str) -> bool:
-    route_method, route_path = template.split(" ", 1)
-    if route_method not in ("ANY", method):
-        return False
-    pattern = re.escape(route_path).replace(r"\{name\}", "[^/]+").replace(r"\{proxy\+\}", ".+")
-    return re.fullmatch(pattern, path) is not None
-
-
 def test_every_handler_route_is_reachable_through_an_api_route() -> None:
     for path, method in routes.METHODS.items():
         concrete = path.replace("<name>", "iris").replace("<version>", "3")
-        matching = [t for t in contract.ROUTE_TEMPLATES if _route_matches(t, method, concrete)]
-        assert matching, f"{method} {path} is not routed to the function by any API route"
+        api_routes = [route_from_key(t.replace("{name}", "iris")) for t in contract.ROUTE_TEMPLATES]
+        assert best_match(api_routes, method, concrete), f"{method} {path} is not routed to the function"
 
 
 def test_layers_pin_the_versions_the_project_installs() -> None:

@@ -165,6 +165,11 @@ def curl_lines(url: str, manifest: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM handled as Ctrl-C: the platform stops through the same path."""
+    raise KeyboardInterrupt
+
+
 def run_up(emulator_port: int, port: int, state_dir: str, var_files: list[Path] | None = None) -> int:
     """`make up`: start everything, print endpoints, serve until Ctrl-C."""
     import signal
@@ -177,7 +182,7 @@ def run_up(emulator_port: int, port: int, state_dir: str, var_files: list[Path] 
     # Ctrl-C (even when started in the background, where SIGINT arrives ignored) and SIGTERM both stop
     # everything through the same path.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with local_platform(state, emulator_port=emulator_port, port=port, var_files=var_files) as platform:
             with aws.environment(platform.env):

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from local_platform.runtime_api import Invocation, RestoreRequest, RuntimeApi
 from model_registry.core import contract
@@ -123,11 +123,14 @@ def _runs_as(interpreter: str, version: tuple[int, int]) -> bool:
     return probe.returncode == 0 and probe.stdout.split() == [str(v) for v in version]
 
 
+OutcomeKind = Literal["result", "error", "timeout", "crash", "init_error", "init_timeout", "throttled"]
+
+
 @dataclass
 class Outcome:
     """How one invocation (or an init) ended."""
 
-    kind: str  # result | error | timeout | crash | init_error | init_timeout | throttled
+    kind: OutcomeKind
     result: Any = None
     error: dict[str, Any] = field(default_factory=dict)
     duration_ms: float = 0.0
@@ -154,15 +157,10 @@ class ExecutionEnvironment:
         *,
         provisioned: bool = False,
     ):
-        self.spec = spec
         if provisioned:
             self.init_type = PROVISIONED
         interpreter = interpreter_for(spec.runtime)
-        self.id = uuid.uuid4().hex[:12]
-        self.log_group = f"/aws/lambda/{spec.function_name}"
-        self.log_stream = self._stream_name()
-        self._sink = sink
-        self.api = RuntimeApi()
+        self._init_state(spec, sink, provisioned=provisioned)
         paths = [
             p.resolve() for p in (spec.code_dir, *(d / "python" for d in spec.layer_dirs), *runtime_paths)
         ]
@@ -187,7 +185,6 @@ class ExecutionEnvironment:
             # init (XGBoost starts one) would be missing in the restored process, whose first parallel
             # region would then hang. One OpenMP thread means no pool.
             env["OMP_NUM_THREADS"] = "1"
-        self.started = time.perf_counter()
         self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
             [interpreter, "-S", "-u", str(BOOTSTRAP)],
             env=env,
@@ -202,10 +199,20 @@ class ExecutionEnvironment:
         assert self.process.stdout is not None
         reader = threading.Thread(target=self._forward, args=(self.process.stdout,), daemon=True)
         reader.start()
+
+    def _init_state(self, spec: VersionSpec, sink: LogSink, *, provisioned: bool) -> None:
+        """What every environment holds, started or restored."""
+        self.spec = spec
+        self.id = uuid.uuid4().hex[:12]
+        self.log_group = f"/aws/lambda/{spec.function_name}"
+        self.log_stream = self._stream_name()
+        self._sink = sink
+        self.api = RuntimeApi()
         self.init_ms: float | None = None
         self.idle_since = time.monotonic()
         self.ready = False
         self.provisioned = provisioned  # kept initialised for its version's provisioned concurrency
+        self.started = time.perf_counter()
 
     def _stream_name(self) -> str:
         return f"{time.strftime('%Y/%m/%d', time.gmtime())}/[{self.spec.version}]{self.id}"
@@ -394,23 +401,13 @@ class RestoredEnvironment(ExecutionEnvironment):
     init_type = SNAP_START
 
     def __init__(self, snapshot: Snapshot):  # starts no process: the snapshot forks it
-        self.spec = snapshot.spec
-        self.id = uuid.uuid4().hex[:12]
-        self.log_group = snapshot.log_group
-        self.log_stream = self._stream_name()
-        self._sink = snapshot._sink
+        self._init_state(snapshot.spec, snapshot._sink, provisioned=False)
         self._snapshot = snapshot
         self.process = None
-        self.started = time.perf_counter()
-        self.api = RuntimeApi()
         self._logs = _LogReceiver(self._log)
         request = RestoreRequest(self.api.address, self._logs.address)
         self._restore_id = request.restore_id
         snapshot.api.request_restore(request)
-        self.init_ms: float | None = None
-        self.idle_since = time.monotonic()
-        self.ready = False
-        self.provisioned = False
 
     def init_timeout_s(self) -> float:
         return RESTORE_TIMEOUT_S

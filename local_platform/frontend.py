@@ -61,7 +61,10 @@ WORKER_THREADS = 256  # invocations block a thread each, as many as the function
 def gateway_headers(result: HttpResult) -> list[tuple[bytes, bytes]]:
     """The response headers as API Gateway sends them: a request id, a date and the body's length on every
     answer (never chunked)."""
-    stamped = result.with_headers({"apigw-requestid": str(uuid.uuid4()), "date": formatdate(usegmt=True)})
+    stamped = result
+    if not {"apigw-requestid", "date"} <= {name.lower() for name in result.headers}:
+        # DataPlane.handle stamps the answers it routes; the front end's own refusals are stamped here
+        stamped = result.with_headers({"apigw-requestid": str(uuid.uuid4()), "date": formatdate(usegmt=True)})
     headers = [
         (name.lower().encode("latin-1"), str(value).encode("latin-1"))
         for name, value in stamped.headers.items()

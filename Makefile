@@ -15,7 +15,7 @@ LAMBDA_RUNTIME ?=
 # Extra Terraform variables for `make up`, e.g. VAR_FILE=terraform/examples/snapstart.tfvars.
 VAR_FILE ?=
 
-.PHONY: help install tools check test bench lint fmt up demo build clean terraformrc aws-acceptance
+.PHONY: help install tools check test bench lint fmt docs hooks up demo build clean terraformrc aws-acceptance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -71,9 +71,11 @@ bench: install terraformrc build ## benchmarks: handler overhead, cold start, da
 	@mkdir -p $(BUILD)/bench && rm -f $(BUILD)/bench/paired.json
 	$(PY) -m pytest tests/performance -m benchmark -q --benchmark-enable \
 		--benchmark-min-rounds=200 --benchmark-json=$(BUILD)/bench/handler.json --benchmark-save-data
-	$(PY) -m tests.performance.bench_report
+	$(PY) -m tooling.bench_report
 	@echo "fuzzing the request codecs: $(FUZZ_EXAMPLES) cases per strategy (make test runs 300)"
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_bad_input.py -k fuzzed -q -p no:cacheprovider
+	@echo "sustained load: 300 s (make test runs 30 s)"
+	SOAK_SECONDS=300 $(PY) -m pytest tests/e2e/test_sustained_load.py -q -s -p no:cacheprovider
 	@echo "raw HTTP requests against the local front end: $$(( $(FUZZ_EXAMPLES) / 2 )) cases (make test runs 150)"
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/e2e/test_http_framing.py -k generated -q -p no:cacheprovider \
 		--hypothesis-show-statistics
@@ -83,6 +85,14 @@ lint: install ## ruff (lint and format), mypy and terraform fmt
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	@if command -v terraform >/dev/null && [ -d terraform ]; then terraform fmt -check -recursive terraform; fi
+	$(PY) -m tooling.terraform_docs --check
+	@if command -v tflint >/dev/null; then tflint --chdir=terraform --recursive; else echo "tflint not installed: skipped"; fi
+
+docs: install ## regenerate the inputs/outputs tables of the Terraform module READMEs
+	$(PY) -m tooling.terraform_docs
+
+hooks: install ## install the pre-commit hooks (ruff, mypy, terraform fmt, module docs, tflint)
+	$(VENV)/bin/pre-commit install
 
 fmt: install ## format Python and Terraform
 	$(VENV)/bin/ruff check --fix . || true

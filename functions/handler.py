@@ -31,7 +31,7 @@ from functions import routes
 from model_registry.core import contract
 from model_registry.core.errors import DependencyUnavailable, InvalidInput, RegistryError
 from model_registry.core.settings import Settings
-from model_registry.registry.service import RegistryService
+from model_registry.registry.loading import ModelSource
 from model_registry.serving.server import ModelServer, ServedModel, codecs, parse_pin, parse_version
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", contract.METRICS_SERVICE)
@@ -60,7 +60,7 @@ try:
 except RegistryError as exc:  # answered (500, counted) on every request instead of a failed import
     PIN, MISCONFIGURED = None, RegistryError(exc.message, code="misconfigured")
 SERVER = ModelServer(
-    RegistryService.from_settings(SETTINGS, profile="serving"),
+    ModelSource.from_settings(SETTINGS, profile="serving"),
     MODEL_NAME,
     PIN,
     cache_size=SETTINGS.cache_size,
@@ -123,7 +123,7 @@ finally:
 _pending_load_metric = SERVER.pinned is not None
 
 
-def _before_snapshot() -> None:
+def before_snapshot() -> None:
     """SnapStart: the snapshot of a version pinned to a model version must hold that model. Raising here
     fails the snapshot (the version goes Failed), instead of snapshotting an environment that would
     answer 503. The version Terraform publishes before any model is registered pins ``latest``: its
@@ -156,7 +156,7 @@ try:  # the Lambda runtime provides it from python3.12 on; without it SnapStart 
 except ImportError:
     pass
 else:
-    register_before_snapshot(_before_snapshot)
+    register_before_snapshot(before_snapshot)
     register_after_restore(_after_restore)
 
 
@@ -340,7 +340,7 @@ def unexpected_error(exc: Exception) -> Response:
 _PREDICT_PATH = f"/models/{MODEL_NAME}/predict"
 
 
-def _predict_fast(event: dict[str, Any]) -> dict[str, Any] | None:
+def predict_fast(event: dict[str, Any]) -> dict[str, Any] | None:
     """``POST /models/<this model>/predict`` with a JSON body, answered without the resolver's generic
     routing and response building (about 90 µs of a warm request); None hands the request to the
     resolver, which stays the one router for every route and every error.
@@ -378,7 +378,7 @@ def _predict_fast(event: dict[str, Any]) -> dict[str, Any] | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point (API Gateway HTTP API, payload format 2.0)."""
     # Requests are counted by AWS/Lambda Invocations (per version and alias); errors and predictions here.
-    fast = _predict_fast(event)
+    fast = predict_fast(event)
     if fast is not None:
         return fast
     if contract.ACTIVATION_EVENT_KEY in event:  # a rollout re-activating this version: nothing to do

@@ -16,7 +16,6 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from local_platform.aws_rules.control import AWS_SERVICE_HEADER
@@ -36,7 +35,7 @@ from local_platform.events import (
 from local_platform.lambda_service import IDLE_ENVIRONMENT_S, LambdaService
 from local_platform.routes import Route, best_match
 from local_platform.telemetry import Telemetry
-from model_registry.core import contract
+from model_registry.core import aws, contract
 
 LOG = logging.getLogger("dataplane")
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # HTTP API payload limit
@@ -73,11 +72,6 @@ class DataPlane:
         self.region = region
         self.default_concurrency = default_concurrency
         self.api_key = api_key
-        session = boto3.session.Session(
-            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            region_name=region,
-        )
         config = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=64)
         # Control-plane reads happen on the request path: fail fast and fall back to the last answer.
         control = Config(
@@ -88,7 +82,8 @@ class DataPlane:
         )
 
         def client(service: str, client_config: Config = config) -> Any:
-            return session.client(service, endpoint_url=emulator_url, config=client_config)
+            credentials = (DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"], DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+            return aws.client(service, region, emulator_url, config=client_config, credentials=credentials)
 
         self._lambda = client("lambda", control)
         self.control = ControlPlane(

@@ -97,8 +97,8 @@ def run_demo(url: str, state_dir: Path, say: Say = print) -> int:
         rollouts.rollback("iris", reason="demo start")
     event = rollouts.start_canary("iris", record.version, 20)
     say(
-        f"2. canary: Lambda version {event['to']['canary']} (model v{record.version}) gets 20%, "
-        f"stable stays on Lambda version {event['to']['stable']}"
+        f"2. canary: Lambda version {event.after.canary_version} (model v{record.version}) gets 20%, "
+        f"stable stays on Lambda version {event.after.stable_version}"
     )
     body = {"instances": iris.X_test[:1].tolist()}
     endpoint = f"{url}/models/iris/predict"

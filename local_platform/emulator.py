@@ -12,6 +12,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import boto3
+
+from model_registry.core import contract
+from model_registry.core.settings import Settings
+
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -90,3 +95,23 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def create_registry(settings: Settings) -> None:
+    """Create the registry table and artifact bucket in the emulator as Terraform's registry module does
+    (for tools and tests that need a registry without applying Terraform)."""
+    ddb = boto3.client("dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url)
+    ddb.create_table(
+        TableName=settings.table_name,
+        AttributeDefinitions=[
+            {"AttributeName": contract.PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": contract.SORT_KEY, "AttributeType": "N"},
+        ],
+        KeySchema=[
+            {"AttributeName": contract.PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": contract.SORT_KEY, "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    s3 = boto3.client("s3", region_name=settings.region, endpoint_url=settings.endpoint_url)
+    s3.create_bucket(Bucket=settings.bucket_name)

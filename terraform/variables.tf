@@ -153,9 +153,39 @@ variable "models" {
     error_message = "a model takes snap_start or provisioned_concurrency, not both: Lambda refuses both on one version."
   }
 
+  # HTTP API quotas (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html):
+  # routes per API, 300 by default and raisable; integrations per API, 300 and not raisable. Every model
+  # takes one integration and length(contract routes) routes.
   validation {
-    condition     = length(var.models) <= 75
-    error_message = "one HTTP API holds at most 75 models at the default route quota (4 routes each); see modules/api/README.md."
+    condition     = length(var.models) * length(local.contract.routes) <= var.api_route_quota
+    error_message = "the models need more routes than the API's route quota (api_route_quota, ${length(local.contract.routes)} routes per model): request a Service Quotas increase of \"Routes per API\" and raise api_route_quota, or split the models over two roots."
+  }
+
+  validation {
+    condition     = length(var.models) <= var.api_integration_quota
+    error_message = "the models need more integrations than the API's integration quota (api_integration_quota, one per model; AWS cannot raise it past 300): split the models over two roots."
+  }
+}
+
+variable "api_route_quota" {
+  description = "Routes per HTTP API in this account and region (the quota \"Routes per API\": 300 by default, raisable through Service Quotas). Plan fails when the models need more."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.api_route_quota >= 1 && floor(var.api_route_quota) == var.api_route_quota
+    error_message = "api_route_quota must be a positive whole number."
+  }
+}
+
+variable "api_integration_quota" {
+  description = "Integrations per HTTP API (300, a quota AWS does not raise). Plan fails when the models need more."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.api_integration_quota >= 1 && var.api_integration_quota <= 300 && floor(var.api_integration_quota) == var.api_integration_quota
+    error_message = "api_integration_quota must be a whole number from 1 to 300 (the HTTP API quota, not adjustable)."
   }
 }
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from examples.models import ExampleModel, train_all
+from local_platform.emulator import create_registry
 from model_registry.core import aws
 from model_registry.core.settings import Settings
 from model_registry.registry.service import RegistryService
-from tests.helpers import create_registry, moto_server
+from tests.helpers import moto_server
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -8,11 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from local_platform.emulator import Emulator
-from model_registry.core import contract
-from model_registry.core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The trust policy of a Lambda execution role, as Terraform's model_endpoint module writes it.
@@ -24,26 +20,6 @@ LAMBDA_TRUST_POLICY = json.dumps(
         ],
     }
 )
-
-
-def create_registry(settings: Settings) -> None:
-    """Create the registry table and artifact bucket as Terraform's registry module does."""
-    session = boto3.session.Session()
-    ddb = session.client("dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url)
-    ddb.create_table(
-        TableName=settings.table_name,
-        AttributeDefinitions=[
-            {"AttributeName": contract.PARTITION_KEY, "AttributeType": "S"},
-            {"AttributeName": contract.SORT_KEY, "AttributeType": "N"},
-        ],
-        KeySchema=[
-            {"AttributeName": contract.PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": contract.SORT_KEY, "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    s3 = session.client("s3", region_name=settings.region, endpoint_url=settings.endpoint_url)
-    s3.create_bucket(Bucket=settings.bucket_name)
 
 
 @contextmanager

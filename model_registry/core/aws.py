@@ -44,12 +44,27 @@ _UNLOGGED = {"Body", "Payload", "ZipFile", "Environment"}
 
 
 @cache
-def client(service: str, region: str, endpoint_url: str | None = None, profile: str = "operator") -> Any:
+def client(
+    service: str,
+    region: str,
+    endpoint_url: str | None = None,
+    profile: str = "operator",
+    *,
+    config: Config | None = None,
+    credentials: tuple[str, str] | None = None,
+) -> Any:
     """A cached botocore client; ``endpoint_url`` points at the local emulator when set; ``profile``
-    picks the timeouts and retries (:data:`CONFIGS`)."""
+    picks the timeouts and retries (:data:`CONFIGS`), unless ``config`` is given; ``credentials``
+    (access key id, secret) replace the environment's, as the local platform's own clients need."""
+    key_id, secret = credentials or (None, None)
     with _session_lock:
         created = _session().create_client(
-            service, region_name=region, endpoint_url=endpoint_url, config=CONFIGS[profile]
+            service,
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=config or CONFIGS[profile],
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
         )
     log = os.environ.get(contract.ENV_AWS_CALL_LOG)
     if log:

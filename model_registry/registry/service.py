@@ -1,14 +1,13 @@
-"""Orchestration: register a model version, and load one back verified."""
+"""The write side of the registry: register a model version (validated, uploaded, recorded) and attach
+its compiled ONNX form. Runs on operators' machines and in CI, not in the function."""
 
 from __future__ import annotations
 
 import tempfile
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model_registry.core import aws
 from model_registry.core.errors import InvalidInput, PickleNotAllowed
 from model_registry.core.records import (
     ModelVersion,
@@ -17,10 +16,9 @@ from model_registry.core.records import (
     validate_model_name,
     validate_tags,
 )
-from model_registry.core.settings import Settings
-from model_registry.registry.artifacts import ArtifactStore, check_readable, sha256_bytes, verify
-from model_registry.registry.store import RegistryStore
-from model_registry.serving.loaders import LoadedModel, load_model, resolve_format, runtime_available
+from model_registry.registry.artifacts import check_readable, sha256_bytes
+from model_registry.registry.loading import ModelSource
+from model_registry.serving.loaders import LoadedModel, load_model, resolve_format
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,34 +26,8 @@ if TYPE_CHECKING:
     from model_registry.registry.optimize import OptimizationReport
 
 
-@dataclass(frozen=True)
-class LoadTimings:
-    """Where a model load spent its time, in milliseconds."""
-
-    registry_ms: float
-    fetch_ms: float
-    verify_ms: float
-    load_ms: float
-
-
-class RegistryService:
-    """The registry and the artifact store, used together."""
-
-    def __init__(self, settings: Settings, store: RegistryStore, artifacts: ArtifactStore) -> None:
-        self.settings = settings
-        self.store = store
-        self.artifacts = artifacts
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, profile: str = "operator") -> RegistryService:
-        """Build the service with cached clients for ``settings`` (default: from the environment) and the
-        timeouts of ``profile`` (``serving`` in the Lambda handler, see :mod:`model_registry.core.aws`)."""
-        settings = settings or Settings.from_env()
-        return cls(
-            settings,
-            RegistryStore(settings.table_name, aws.client_for("dynamodb", settings, profile)),
-            ArtifactStore(settings.bucket_name, aws.client_for("s3", settings, profile)),
-        )
+class RegistryService(ModelSource):
+    """Registers model versions (and reads them back, as :class:`ModelSource` does)."""
 
     def register(
         self,
@@ -168,37 +140,6 @@ class RegistryService:
         graph, report = self._compile(native, record.signature, rows, model_name)
         optimized = self._store_compiled(model_name, graph, report)
         return self.store.set_optimized(model_name, version, optimized)
-
-    def fetch_verified(self, record: ModelVersion) -> bytes:
-        """The artifact bytes of ``record``, checked against its sha256."""
-        return self.artifacts.download_verified(record.s3_key, record.sha256)
-
-    def load(self, model_name: str, version: int) -> tuple[ModelVersion, LoadedModel, LoadTimings]:
-        """Look up, fetch, verify and deserialise one version."""
-        start = time.perf_counter()
-        record = self.store.get_version(model_name, version)
-        looked_up = time.perf_counter()
-        # The optimized form when the version has one and this process can run it, else the native one.
-        optimized = record.optimized
-        if optimized is not None and runtime_available(optimized.artifact_format):
-            key, sha256, artifact_format = optimized.s3_key, optimized.sha256, optimized.artifact_format
-        else:
-            key, sha256, artifact_format = record.s3_key, record.sha256, record.artifact_format
-        data = self.artifacts.download(key)
-        fetched = time.perf_counter()
-        verify(key, data, sha256)
-        verified = time.perf_counter()
-        model = load_model(
-            data, artifact_format, allow_pickle=self.settings.allow_pickle, signature=record.signature
-        )
-        loaded = time.perf_counter()
-        timings = LoadTimings(
-            registry_ms=(looked_up - start) * 1000,
-            fetch_ms=(fetched - looked_up) * 1000,
-            verify_ms=(verified - fetched) * 1000,
-            load_ms=(loaded - verified) * 1000,
-        )
-        return record, model, timings
 
 
 def _check_metrics(metrics: dict[str, Any]) -> None:

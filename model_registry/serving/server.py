@@ -16,7 +16,7 @@ import numpy as np
 
 from model_registry.core.errors import DependencyUnavailable, InvalidInput, ModelNotFound, RegistryError
 from model_registry.core.records import ModelVersion
-from model_registry.registry.service import LoadTimings, RegistryService
+from model_registry.registry.loading import LoadTimings, ModelSource
 from model_registry.serving import codecs
 from model_registry.serving.loaders import LoadedModel
 
@@ -105,9 +105,7 @@ def _permanent(error: RegistryError) -> bool:
 class ModelServer:
     """Serves one model name: its pinned version and, on demand, explicit versions."""
 
-    def __init__(
-        self, service: RegistryService, model_name: str, pin: int | None, cache_size: int = 2
-    ) -> None:
+    def __init__(self, service: ModelSource, model_name: str, pin: int | None, cache_size: int = 2) -> None:
         self.service = service
         self.model_name = model_name
         self.pin = pin

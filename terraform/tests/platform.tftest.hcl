@@ -296,3 +296,34 @@ run "reserving_past_the_account_quota_fails_at_plan" {
 
   expect_failures = [var.models]
 }
+
+# Quotas are inputs: the 2 models need 8 routes; with a route quota of 7 the plan names the quota to raise.
+run "models_over_the_route_quota_fail_at_plan" {
+  command = plan
+
+  variables {
+    api_route_quota = 7
+  }
+
+  expect_failures = [var.models]
+}
+
+run "models_over_the_integration_quota_fail_at_plan" {
+  command = plan
+
+  variables {
+    api_integration_quota = 1
+  }
+
+  expect_failures = [var.models]
+}
+
+run "an_integration_quota_past_what_aws_allows_is_refused" {
+  command = plan
+
+  variables {
+    api_integration_quota = 301
+  }
+
+  expect_failures = [var.api_integration_quota]
+}

@@ -123,7 +123,7 @@ def test_a_canary_shares_traffic_and_rolls_back(target: Target, examples: dict[s
         rollouts.rollback("iris", reason="acceptance")
     after = rollouts.alias_state("iris")
     assert (after.stable_version, after.canary_version) == (stable.stable_version, None)
-    stable_model = rollouts.pinned_model_version("iris", after.stable_version)
+    stable_model = rollouts.traffic.pinned_model_version("iris", after.stable_version)
     with target.session() as session:  # the rollback reaches traffic: only the stable model answers
         settle(session, traffic.url, traffic.body, stable_model, target.settle_s)
 
@@ -154,12 +154,14 @@ def test_the_gate_reads_cloudwatch_and_rolls_a_broken_version_back(
             )
     finally:
         print("\n".join(messages))
-    assert result["outcome"] == "rolled-back" and "error rate" in result["reason"]
+    assert result.outcome == "rolled-back" and "error rate" in result.reason
     assert any(status == 500 for status, _ in traffic.answers), "the broken canary never served a request"
     assert rollouts.journal.events("iris")[0]["action"] == "auto-rollback"
     state = rollouts.alias_state("iris")
     assert (state.stable_version, state.canary_version) == (stable, None)
     url, body = f"{target.url}/models/iris/predict", {"instances": examples["iris"].X_test[:1].tolist()}
     with target.session() as session:  # the broken version stops answering once the rollback propagates
-        seen = settle(session, url, body, rollouts.pinned_model_version("iris", stable), target.settle_s)
+        seen = settle(
+            session, url, body, rollouts.traffic.pinned_model_version("iris", stable), target.settle_s
+        )
     assert str(broken.version) not in {version for _, version in seen[-10:]}

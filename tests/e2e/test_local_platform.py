@@ -14,7 +14,7 @@ import requests
 from examples.models import ExampleModel
 from model_registry.core import contract
 from model_registry.registry.service import RegistryService
-from model_registry.rollout import Rollouts
+from model_registry.rollout import AliasState, Rollouts
 from tests.e2e.conftest import RunningPlatform
 from tests.e2e.functions import add_function
 from tests.openapi_check import check_response
@@ -127,12 +127,12 @@ def test_canary_weights_split_traffic(running: RunningPlatform, examples: dict[s
     )
     state = rollouts.alias_state("iris")
     canary = rollouts.publish("iris", candidate.version)
-    rollouts.set_alias("iris", state.stable_version, canary, 0.2, state.revision_id)
+    rollouts.traffic.set_alias("iris", AliasState(state.stable_version, canary, 0.2), state.revision_id)
     try:
         _count_the_canary_share(running, examples, str(candidate.version))
     finally:  # a failure must not leave a canary behind for the next tests
         state = rollouts.alias_state("iris")
-        rollouts.set_alias("iris", state.stable_version, None, 0.0, state.revision_id)
+        rollouts.traffic.set_alias("iris", AliasState(state.stable_version), state.revision_id)
 
 
 def _count_the_canary_share(running: RunningPlatform, examples: dict[str, ExampleModel], canary: str) -> None:

@@ -31,18 +31,18 @@ def test_canary_versions_are_warm_before_their_first_request(
 ) -> None:
     rollouts = _rollouts(running)
     function = rollouts.function_name(MODEL)
-    assert rollouts.wanted_provisioned(MODEL) == 1  # from Terraform, through the function's tag
+    assert rollouts.traffic.wanted_provisioned(MODEL) == 1  # from Terraform, through the function's tag
     stable = rollouts.alias_state(MODEL).stable_version
-    assert rollouts.provisioned(MODEL) == {stable: 1}
+    assert rollouts.traffic.provisioned(MODEL) == {stable: 1}
     _wait_provisioned(running, function, stable)
 
     example = examples[MODEL]
     record = rollouts.service.register(
         MODEL, example.artifact, description="provisioned canary", progress=False
     )
-    canary = rollouts.start_canary(MODEL, record.version, 50)["lambda_version"]
+    canary = rollouts.start_canary(MODEL, record.version, 50).lambda_version
     try:
-        assert rollouts.provisioned(MODEL) == {stable: 1, canary: 1}
+        assert rollouts.traffic.provisioned(MODEL) == {stable: 1, canary: 1}
         canary_pids = _wait_provisioned(running, function, canary)
         before = sorted(running.platform.server.plane.worker_pids())
         versions = set()
@@ -60,7 +60,7 @@ def test_canary_versions_are_warm_before_their_first_request(
         assert running.platform.server.plane.provisioned_pids(function)[canary] == canary_pids
 
         rollouts.promote(MODEL)
-        assert rollouts.provisioned(MODEL) == {canary: 1}  # the old stable version gave its up
+        assert rollouts.traffic.provisioned(MODEL) == {canary: 1}  # the old stable version gave its up
         deadline = time.monotonic() + 30
         while stable in running.platform.server.plane.provisioned_pids(function):
             assert time.monotonic() < deadline
@@ -71,5 +71,5 @@ def test_canary_versions_are_warm_before_their_first_request(
             rollouts.rollback(MODEL, reason="test cleanup")
         if rollouts.alias_state(MODEL).stable_version != stable:
             rollouts.rollback(MODEL, reason="test cleanup")  # back to the version the suite expects
-    assert rollouts.provisioned(MODEL) == {stable: 1}
+    assert rollouts.traffic.provisioned(MODEL) == {stable: 1}
     _wait_provisioned(running, function, stable)  # the data plane follows: fails after 90 s otherwise

@@ -83,7 +83,7 @@ def test_promote_and_rollback_under_load_lose_nothing(
 ) -> None:
     rollouts = _rollouts(running)
     iris = examples["iris"]
-    old = rollouts.pinned_model_version("iris", rollouts.alias_state("iris").stable_version)
+    old = rollouts.traffic.pinned_model_version("iris", rollouts.alias_state("iris").stable_version)
     new = str(
         rollouts.service.register(
             "iris", iris.artifact, feature_names=iris.feature_names, description="under load", progress=False
@@ -138,9 +138,9 @@ def test_progressive_rollout_of_a_healthy_version_is_promoted(
             )
     finally:
         print("\n".join(messages))
-    assert result["outcome"] == "promoted"
+    assert result.outcome == "promoted"
     state = rollouts.alias_state("iris")
-    assert (state.stable_version, state.canary_version) == (result["lambda_version"], None)
+    assert (state.stable_version, state.canary_version) == (result.lambda_version, None)
     judged = [m for m in messages if m.startswith("  canary:")]
     assert judged and int(judged[-1].split()[1]) >= 5 and ", p99 " in judged[-1]  # real traffic, real p99
     assert [e["action"] for e in rollouts.journal.events("iris", limit=2)] == ["promote", "rollout"]
@@ -170,7 +170,7 @@ def test_p99_gate_rolls_back_a_canary_slower_than_allowed(
             )
     finally:
         print("\n".join(messages))
-    assert result["outcome"] == "rolled-back" and result["reason"].startswith("p99 duration")
+    assert result.outcome == "rolled-back" and result.reason.startswith("p99 duration")
     state = rollouts.alias_state("iris")
     assert (state.stable_version, state.canary_version) == (stable, None)
 

@@ -145,7 +145,7 @@ def test_cold_starts_restore_the_version_snapshot(
     record = rollouts.service.register(
         MODEL, example.artifact, description="snapstart canary", progress=False
     )
-    canary = rollouts.start_canary(MODEL, record.version, 50)["lambda_version"]
+    canary = rollouts.start_canary(MODEL, record.version, 50).lambda_version
     try:
         deadline = time.monotonic() + 120  # housekeeping takes it, as Lambda does at publication
         while canary not in plane.snapshot_pids(function):

@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from examples.models import ExampleModel
+from local_platform.emulator import create_registry
 from model_registry.core import aws
 from model_registry.core.settings import Settings
 from model_registry.registry.service import RegistryService
 from tests.handler_support import call, load_handler
-from tests.helpers import create_registry
 
 pytestmark = pytest.mark.integration
 

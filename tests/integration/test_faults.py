@@ -11,14 +11,13 @@ from collections.abc import Iterator
 import pytest
 
 from examples.models import ExampleModel
-from local_platform.emulator import Emulator, free_port
+from local_platform.emulator import Emulator, create_registry, free_port
 from model_registry.core import aws, contract
 from model_registry.core.settings import Settings
 from model_registry.registry.artifacts import sha256_file
 from model_registry.registry.service import RegistryService
 from model_registry.serving.server import LOAD_RETRY_INTERVAL_S
 from tests.handler_support import call, load_handler
-from tests.helpers import create_registry
 
 pytestmark = pytest.mark.integration
 ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def registry(moto_url: str, examples: dict[str, ExampleModel]) -> Settings:
-    from tests.helpers import create_registry
+    from local_platform.emulator import create_registry
 
     settings = Settings(
         table_name="handler-registry",
@@ -338,12 +338,12 @@ def test_the_before_snapshot_hook_refuses_a_snapshot_without_its_pinned_model(re
         missing = load_handler(registry, "iris", "99")  # not registered: init could not load it
         assert missing.SERVER.pinned is None
         with pytest.raises(RegistryError):
-            missing._before_snapshot()
+            missing.before_snapshot()
         unregistered = load_handler(registry, "not-registered-yet", "latest")
-        unregistered._before_snapshot()  # tolerated: the first rollout publishes the real version
+        unregistered.before_snapshot()  # tolerated: the first rollout publishes the real version
         assert unregistered.SERVER.pinned is None
         loaded = load_handler(registry, "iris", "1")
-        loaded._before_snapshot()
+        loaded.before_snapshot()
         assert loaded.SERVER.pinned is not None and loaded.SERVER.pinned.version == 1
 
 
@@ -539,7 +539,7 @@ def test_hot_route_answers_exactly_as_the_resolver(handlers, examples, name: str
     through_resolver = handler.app.resolve(event, context)
     handler.metrics.clear_metrics()
     # every request the resolver answers 200 takes the hot route; every other one falls through to it
-    assert (handler._predict_fast(event) is not None) == (through_resolver["statusCode"] == 200)
+    assert (handler.predict_fast(event) is not None) == (through_resolver["statusCode"] == 200)
     handler.metrics.clear_metrics()
     assert handler.lambda_handler(event, context) == through_resolver
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from model_registry.core.errors import (
 )
 from model_registry.core.settings import Settings
 from model_registry.registry.service import RegistryService
-from model_registry.rollout import Gate, Rollouts
+from model_registry.rollout import AliasState, Gate, RolloutEvent, Rollouts
 from tests.helpers import LAMBDA_TRUST_POLICY
 
 pytestmark = pytest.mark.integration
@@ -86,11 +87,11 @@ def test_canary_promote_rollback_and_history(rollouts: Rollouts) -> None:
     state = rollouts.alias_state("iris")
     assert (state.stable_version, state.canary_version, state.canary_weight) == (
         first,
-        event["to"]["canary"],
+        event.after.canary_version,
         0.2,
     )
-    assert rollouts.pinned_model_version("iris", state.canary_version) == "2"
-    assert rollouts.pinned_model_version("iris", state.stable_version) == "1"
+    assert rollouts.traffic.pinned_model_version("iris", state.canary_version) == "2"
+    assert rollouts.traffic.pinned_model_version("iris", state.stable_version) == "1"
     with pytest.raises(RolloutError, match="already has a canary"):
         rollouts.start_canary("iris", 3, 10)
 
@@ -117,12 +118,12 @@ def test_canary_promote_rollback_and_history(rollouts: Rollouts) -> None:
     ]
     assert history[2]["reason"] == "bad metrics" and all(e["by"] == "tester" for e in history)
     status = rollouts.status("iris")
-    assert [(r["role"], r["model_version"]) for r in status["versions"]] == [("stable", "1")]
+    assert [(r.role, r.model_version) for r in status.versions] == [("stable", "1")]
 
 
 def test_unknown_version_and_tampered_artifact_are_refused_without_change(rollouts: Rollouts) -> None:
     rollouts.deploy("iris", 1)
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     name = rollouts.function_name("iris")
     versions_before = len(lam.list_versions_by_function(FunctionName=name)["Versions"])
     state_before = rollouts.alias_state("iris")
@@ -154,12 +155,12 @@ def test_two_concurrent_rollouts_cannot_both_win(rollouts: Rollouts) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    winners = [v for v, o in outcomes.items() if isinstance(o, dict)]
-    losers = [o for o in outcomes.values() if not isinstance(o, dict)]
+    winners = [v for v, o in outcomes.items() if isinstance(o, RolloutEvent)]
+    losers = [o for o in outcomes.values() if not isinstance(o, RolloutEvent)]
     assert len(winners) == 1 and len(losers) == 1, outcomes
     assert "nothing was changed" in str(losers[0]) or "already has a canary" in str(losers[0])
     state = rollouts.alias_state("iris")
-    assert rollouts.pinned_model_version("iris", state.canary_version) == str(winners[0])
+    assert rollouts.traffic.pinned_model_version("iris", state.canary_version) == str(winners[0])
 
 
 def test_cli_rollout_status_history(rollouts: Rollouts, server_settings: Settings) -> None:
@@ -183,6 +184,23 @@ def test_cli_rollout_status_history(rollouts: Rollouts, server_settings: Setting
             check=False,
         )
 
+    lam, name = rollouts.traffic.client, rollouts.function_name("iris")
+    before = (rollouts.alias_state("iris"), lam.list_versions_by_function(FunctionName=name)["Versions"])
+    planned = modelctl("rollout", "iris", "2", "--steps", "10,50,100", "--interval", "1m", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    stable = before[0].stable_version
+    assert planned.stdout.splitlines() == [
+        "iris: 3 steps of 60s; gate: error rate <= 1.0%, judged after 10 requests",
+        f"iris: alias live v{stable} -> v{stable} + v(new)@10%",
+        f"iris: alias live v{stable} + v(new)@10% -> v{stable} + v(new)@50%",
+        f"iris: alias live v{stable} + v(new)@50% -> v(new)",
+        "dry run: nothing was changed",
+    ]
+    as_json = json.loads(modelctl("rollback", "iris", "--dry-run", "--json").stdout)
+    assert as_json[0]["from"]["stable"] == stable and as_json[0]["to"]["stable"] == "1"  # Terraform's
+    after = (rollouts.alias_state("iris"), lam.list_versions_by_function(FunctionName=name)["Versions"])
+    assert after == before and rollouts.journal.events("iris")[0]["action"] == "deploy"
+
     started = modelctl("rollout", "iris", "2", "--canary", "25")
     assert started.returncode == 0, started.stderr
     assert "25%" in started.stdout
@@ -197,29 +215,29 @@ def test_cli_rollout_status_history(rollouts: Rollouts, server_settings: Setting
 
 def test_provisioned_concurrency_moves_with_the_traffic(rollouts: Rollouts) -> None:
     name = rollouts.function_name("iris")
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     lam.tag_resource(  # what Terraform's provisioned_concurrency = 3 writes
         Resource=lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"],
         Tags={contract.TAG_PROVISIONED_CONCURRENCY: "3"},
     )
     first = rollouts.deploy("iris", 1)
-    assert rollouts.provisioned("iris") == {first: 3}
-    canary = rollouts.start_canary("iris", 2, 20)["lambda_version"]
-    assert rollouts.provisioned("iris") == {first: 3, canary: 1}  # ceil(3 x 0.2), at least 1
-    rollouts._set_weight("iris", canary, 50)
-    assert rollouts.provisioned("iris") == {first: 3, canary: 2}
+    assert rollouts.traffic.provisioned("iris") == {first: 3}
+    canary = rollouts.start_canary("iris", 2, 20).lambda_version
+    assert rollouts.traffic.provisioned("iris") == {first: 3, canary: 1}  # ceil(3 x 0.2), at least 1
+    rollouts.set_canary_weight("iris", canary, 50)
+    assert rollouts.traffic.provisioned("iris") == {first: 3, canary: 2}
     rollouts.promote("iris")
-    assert rollouts.provisioned("iris") == {canary: 3}  # the old stable version gave its up
-    third = rollouts.start_canary("iris", 3, 10)["lambda_version"]
-    assert rollouts.provisioned("iris") == {canary: 3, third: 1}
+    assert rollouts.traffic.provisioned("iris") == {canary: 3}  # the old stable version gave its up
+    third = rollouts.start_canary("iris", 3, 10).lambda_version
+    assert rollouts.traffic.provisioned("iris") == {canary: 3, third: 1}
     rollouts.rollback("iris", reason="test")
-    assert rollouts.provisioned("iris") == {canary: 3}  # the dropped canary's is gone
+    assert rollouts.traffic.provisioned("iris") == {canary: 3}  # the dropped canary's is gone
 
 
 def test_without_the_tag_no_provisioned_concurrency_is_configured(rollouts: Rollouts) -> None:
     rollouts.deploy("iris", 1)
     rollouts.start_canary("iris", 2, 20)
-    assert rollouts.wanted_provisioned("iris") == 0 and rollouts.provisioned("iris") == {}
+    assert rollouts.traffic.wanted_provisioned("iris") == 0 and rollouts.traffic.provisioned("iris") == {}
 
 
 class Snapshotter:
@@ -234,7 +252,7 @@ class Snapshotter:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        lam = self.rollouts._lambda
+        lam = self.rollouts.traffic.client
         name = self.rollouts.function_name(self.model)
         endpoint = lam.meta.endpoint_url
         seen: dict[str, float] = {}
@@ -267,7 +285,7 @@ class Snapshotter:
 
 
 def _enable_snap_start(rollouts: Rollouts, model: str) -> None:
-    lam, name = rollouts._lambda, rollouts.function_name(model)
+    lam, name = rollouts.traffic.client, rollouts.function_name(model)
     lam.get_waiter("function_updated_v2").wait(FunctionName=name)
     lam.update_function_configuration(FunctionName=name, SnapStart={"ApplyOn": "PublishedVersions"})
     lam.get_waiter("function_updated_v2").wait(FunctionName=name)
@@ -277,7 +295,7 @@ def test_snap_start_versions_take_traffic_only_once_their_snapshot_is_active(rol
     """A published SnapStart version is Pending until its snapshot is taken: the rollout waits for it, and
     a version whose snapshot failed never gets traffic."""
     name = rollouts.function_name("iris")
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     first = rollouts.deploy("iris", 1)
     _enable_snap_start(rollouts, "iris")
     with Snapshotter(rollouts, "iris", delay_s=1.5) as snapshotter:
@@ -305,7 +323,7 @@ def test_rollback_to_an_inactive_snap_start_version_reactivates_it_first(rollout
     with Snapshotter(rollouts, "iris", delay_s=0.5):
         old = rollouts.deploy("iris", 1)
         new = rollouts.deploy("iris", 2)
-    endpoint = rollouts._lambda.meta.endpoint_url
+    endpoint = rollouts.traffic.client.meta.endpoint_url
     set_version_state(endpoint, name, old, "Inactive", "The function has been idle", "Idle")
     messages: list[str] = []
     rollouts.say = messages.append
@@ -314,7 +332,10 @@ def test_rollback_to_an_inactive_snap_start_version_reactivates_it_first(rollout
     assert snapshotter.reported == [old]  # re-activated (Pending) by the rollout, then snapshotted
     assert any("Inactive: re-activating" in m for m in messages)
     assert rollouts.alias_state("iris").stable_version == old != new
-    assert rollouts._lambda.get_function_configuration(FunctionName=name, Qualifier=old)["State"] == "Active"
+    assert (
+        rollouts.traffic.client.get_function_configuration(FunctionName=name, Qualifier=old)["State"]
+        == "Active"
+    )
 
 
 # --------------------------------------------------------------------------- what stops traffic moving on AWS
@@ -325,13 +346,13 @@ def test_a_rollout_right_after_a_terraform_update_waits_for_it(rollouts: Rollout
     refuse the update with ResourceConflictException) instead of failing."""
     name = rollouts.function_name("iris")
     rollouts.deploy("iris", 1)
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
     lam.update_function_configuration(FunctionName=name, MemorySize=512)  # what an apply does
     assert lam.get_function_configuration(FunctionName=name)["LastUpdateStatus"] == "InProgress"
     version = rollouts.deploy("iris", 2)
     config = lam.get_function_configuration(FunctionName=name, Qualifier=version)
-    assert config["MemorySize"] == 512 and rollouts.pinned_model_version("iris", version) == "2"
+    assert config["MemorySize"] == 512 and rollouts.traffic.pinned_model_version("iris", version) == "2"
 
 
 def test_a_change_between_the_update_and_the_publication_is_not_published(rollouts: Rollouts) -> None:
@@ -340,7 +361,7 @@ def test_a_change_between_the_update_and_the_publication_is_not_published(rollou
     name = rollouts.function_name("iris")
     rollouts.deploy("iris", 1)
     before = rollouts.alias_state("iris")
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     other = boto3.client("lambda", region_name="us-east-1", endpoint_url=lam.meta.endpoint_url)
 
     def concurrent_apply(**_: object) -> None:
@@ -360,7 +381,7 @@ def test_a_change_between_the_update_and_the_publication_is_not_published(rollou
 def test_a_function_without_its_contract_environment_is_not_published(rollouts: Rollouts) -> None:
     name = rollouts.function_name("iris")
     rollouts.deploy("iris", 1)
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
     del variables[contract.ENV_MODEL_NAME]
     lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
@@ -378,7 +399,7 @@ def test_an_environment_the_caller_cannot_decrypt_is_not_published(rollouts: Rol
     name = rollouts.function_name("iris")
     rollouts.deploy("iris", 1)
     before = rollouts.alias_state("iris")
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     versions = len(lam.list_versions_by_function(FunctionName=name)["Versions"])
 
     def undecryptable(parsed: dict, **_: object) -> None:
@@ -403,7 +424,7 @@ def test_tags_that_cannot_be_read_stop_the_rollout_instead_of_reading_zero(rollo
     with AccessDeniedException. The emulator has no IAM, so a hook answers that refusal."""
     rollouts.deploy("iris", 1)
     before = rollouts.alias_state("iris")
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
 
     def denied(**_: object) -> tuple[AWSResponse, dict]:
         return AWSResponse(lam.meta.endpoint_url, 403, {}, None), {
@@ -430,37 +451,37 @@ def test_the_same_model_version_rolls_out_when_the_code_or_configuration_changed
     stable = rollouts.deploy("iris", 1)
     with pytest.raises(RolloutError, match="same code and configuration"):
         rollouts.start_canary("iris", 1, 10)
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
     lam.update_function_configuration(FunctionName=name, MemorySize=2048)
-    canary = rollouts.start_canary("iris", 1, 10)["lambda_version"]
+    canary = rollouts.start_canary("iris", 1, 10).lambda_version
     state = rollouts.alias_state("iris")
     assert (state.stable_version, state.canary_version) == (stable, canary)
     assert lam.get_function_configuration(FunctionName=name, Qualifier=canary)["MemorySize"] == 2048
-    assert rollouts.pinned_model_version("iris", canary) == "1"
+    assert rollouts.traffic.pinned_model_version("iris", canary) == "1"
 
 
 def test_provisioned_concurrency_that_cannot_move_within_reserved_is_refused_before_any_change(
     rollouts: Rollouts,
 ) -> None:
     name = rollouts.function_name("iris")
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     arn = lam.get_function_configuration(FunctionName=name)["FunctionArn"]
     lam.tag_resource(Resource=arn, Tags={contract.TAG_PROVISIONED_CONCURRENCY: "2"})
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=3)
     first = rollouts.deploy("iris", 1)
-    assert rollouts.provisioned("iris") == {first: 2}
+    assert rollouts.traffic.provisioned("iris") == {first: 2}
     before = rollouts.alias_state("iris")
     with pytest.raises(RolloutError, match="twice provisioned_concurrency"):
         rollouts.deploy("iris", 2)  # 2 on the new version before 2 leave the old one: 4 > 3
-    assert rollouts.alias_state("iris") == before and rollouts.provisioned("iris") == {first: 2}
+    assert rollouts.alias_state("iris") == before and rollouts.traffic.provisioned("iris") == {first: 2}
 
 
 def test_a_provisioned_concurrency_lambda_refuses_is_undone_and_moves_no_traffic(rollouts: Rollouts) -> None:
     """Without reserved concurrency, provisioned concurrency comes from the account's unreserved pool;
     past it Lambda refuses, and the rollout removes what it configured."""
     name = rollouts.function_name("iris")
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     arn = lam.get_function_configuration(FunctionName=name)["FunctionArn"]
     first = rollouts.deploy("iris", 1)
     lam.tag_resource(Resource=arn, Tags={contract.TAG_PROVISIONED_CONCURRENCY: "950"})  # over 1000 - 100
@@ -468,20 +489,20 @@ def test_a_provisioned_concurrency_lambda_refuses_is_undone_and_moves_no_traffic
     with pytest.raises(RolloutError, match="Lambda refused provisioned concurrency"):
         rollouts.start_canary("iris", 2, 10)
     assert rollouts.alias_state("iris") == before and before.stable_version == first
-    assert rollouts.provisioned("iris") == {}
+    assert rollouts.traffic.provisioned("iris") == {}
 
 
 def test_prune_keeps_what_traffic_and_a_rollback_need(rollouts: Rollouts) -> None:
     name = rollouts.function_name("iris")
     for model_version in (1, 2, 3, 1, 2):
         rollouts.deploy("iris", model_version)  # deploy prunes after itself, keeping the newest 3
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     published = [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]][1:]
     state = rollouts.alias_state("iris")
-    previous = rollouts._previous_stable("iris", state.stable_version)
+    previous = rollouts.plan_rollback("iris").after.stable_version  # no canary: the previous stable
     assert state.stable_version in published and previous in published
     assert len(published) == 3, published  # the newest three hold both
-    canary = rollouts.start_canary("iris", 3, 10)["lambda_version"]
+    canary = rollouts.start_canary("iris", 3, 10).lambda_version
     # with nothing kept for its age, only what traffic and a rollback need stays
     doomed = rollouts.prune("iris", keep=0, dry_run=True)
     assert doomed and not {canary, state.stable_version, previous} & set(doomed)
@@ -494,9 +515,13 @@ def test_prune_keeps_what_traffic_and_a_rollback_need(rollouts: Rollouts) -> Non
 
 
 def test_a_rollout_lock_is_renewed_while_a_step_runs_and_taken_over_once_stale(rollouts: Rollouts) -> None:
-    short = Rollouts(rollouts.service, rollouts._lambda, rollouts.platform_name, actor="slow", lock_ttl_s=2)
-    other = Rollouts(rollouts.service, rollouts._lambda, rollouts.platform_name, actor="other", lock_ttl_s=2)
-    with short._lock("iris"):
+    short = Rollouts(
+        rollouts.service, rollouts.traffic.client, rollouts.platform_name, actor="slow", lock_ttl_s=2
+    )
+    other = Rollouts(
+        rollouts.service, rollouts.traffic.client, rollouts.platform_name, actor="other", lock_ttl_s=2
+    )
+    with short.lock("iris"):
         time.sleep(3)  # past the 2 s TTL: the heartbeat kept it
         with pytest.raises(ConflictError, match="slow"):
             other.journal.acquire("iris", "other:1", ttl_s=2)
@@ -512,7 +537,7 @@ def test_requests_that_cannot_be_carried_out_are_refused_and_change_nothing(
 ) -> None:
     """Each refusal names the reason; the alias, the Lambda versions and the journal stay as they were."""
     name = rollouts.function_name("iris")
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     with pytest.raises(RolloutError, match="no canary and no earlier stable version"):
         rollouts.rollback("iris")  # Terraform's version 1 is all there is
     first = rollouts.deploy("iris", 1)
@@ -551,7 +576,7 @@ def test_a_progressive_rollout_without_traffic_is_rolled_back_for_lack_of_eviden
     result = rollouts.progressive(
         "iris", 2, [50, 100], interval_s=1, gate=Gate(min_requests=5), say=said.append, poll_s=0.3
     )
-    assert result["outcome"] == "rolled-back" and result["reason"].startswith("not enough traffic to judge")
+    assert result.outcome == "rolled-back" and result.reason.startswith("not enough traffic to judge")
     assert rollouts.alias_state("iris").stable_version == stable
     assert rollouts.alias_state("iris").canary_version is None
     assert any(line.startswith("  canary: 0 requests") for line in said)
@@ -580,13 +605,13 @@ def test_ctrl_c_during_a_progressive_rollout_drops_the_canary_and_says_what_is_l
 
 def test_a_canary_replaced_by_someone_else_stops_the_progressive_rollout(rollouts: Rollouts) -> None:
     rollouts.deploy("iris", 1)
-    other = Rollouts(rollouts.service, rollouts._lambda, rollouts.platform_name, actor="someone-else")
+    other = Rollouts(rollouts.service, rollouts.traffic.client, rollouts.platform_name, actor="someone-else")
     replaced: list[str] = []
 
     def say(line: str) -> None:
         if line.startswith("  canary:") and not replaced:  # while the first step is watched
             other.rollback("iris", reason="mine now")
-            replaced.append(other.start_canary("iris", 3, 20)["lambda_version"])
+            replaced.append(other.start_canary("iris", 3, 20).lambda_version)
 
     with pytest.raises(RolloutError, match="changed under this rollout"):
         rollouts.progressive(
@@ -601,9 +626,13 @@ def test_an_alias_changed_since_it_was_read_is_not_overwritten(rollouts: Rollout
     rollouts.deploy("iris", 1)
     state = rollouts.alias_state("iris")
     canary = rollouts.publish("iris", 2)
-    rollouts.set_alias("iris", state.stable_version, canary, 0.1, state.revision_id)  # someone else's change
+    rollouts.traffic.set_alias(
+        "iris", AliasState(state.stable_version, canary, 0.1), state.revision_id
+    )  # someone else's change
     with pytest.raises(RolloutError, match="changed during this operation"):
-        rollouts.set_alias("iris", state.stable_version, None, 0.0, state.revision_id)  # the stale read
+        rollouts.traffic.set_alias(
+            "iris", AliasState(state.stable_version), state.revision_id
+        )  # the stale read
     assert rollouts.alias_state("iris").canary_version == canary
 
 
@@ -612,7 +641,7 @@ def test_provisioned_concurrency_that_fails_to_allocate_is_undone_and_moves_no_t
 ) -> None:
     """Lambda reports FAILED when it cannot allocate the environments (e.g. init fails in them); the
     emulator always allocates, so a hook rewrites its real answer for the canary's version."""
-    lam = rollouts._lambda
+    lam = rollouts.traffic.client
     arn = lam.get_function_configuration(FunctionName=rollouts.function_name("iris"))["FunctionArn"]
     lam.tag_resource(Resource=arn, Tags={contract.TAG_PROVISIONED_CONCURRENCY: "2"})
     stable = rollouts.deploy("iris", 1)
@@ -631,4 +660,4 @@ def test_provisioned_concurrency_that_fails_to_allocate_is_undone_and_moves_no_t
     finally:
         lam.meta.events.unregister("after-call.lambda.GetProvisionedConcurrencyConfig", failed)
     assert rollouts.alias_state("iris") == before
-    assert rollouts.provisioned("iris") == {stable: 2}  # the canary's was removed, the stable's kept
+    assert rollouts.traffic.provisioned("iris") == {stable: 2}  # the canary's was removed, the stable's kept

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 
 from examples.models import ExampleModel
+from local_platform.emulator import create_registry
 from local_platform.events import LambdaContext, build_event
 from model_registry.core import aws
 from model_registry.core.settings import Settings
 from model_registry.registry.service import RegistryService
 from tests.handler_support import load_handler, route_key_for
-from tests.helpers import REPO_ROOT, create_registry
+from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.benchmark
 BATCHES = (1, 10, 100)

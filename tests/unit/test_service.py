@@ -105,15 +105,6 @@ def test_missing_model_and_version_errors(
     assert service.store.list_versions("iris", include_archived=False) == []
 
 
-def test_provisioned_plan_gives_the_canary_its_share() -> None:
-    from model_registry.rollout import AliasState, provisioned_plan
-
-    assert provisioned_plan(0, AliasState("1", "2", 0.5, "")) == {}
-    assert provisioned_plan(4, AliasState("1", None, 0.0, "")) == {"1": 4}
-    assert provisioned_plan(4, AliasState("1", "2", 0.1, "")) == {"1": 4, "2": 1}
-    assert provisioned_plan(4, AliasState("1", "2", 0.6, "")) == {"1": 4, "2": 3}
-
-
 @pytest.mark.parametrize(
     "metrics",
     [{"accuracy": float("nan")}, {"accuracy": float("inf")}, {"accuracy": "high"}, {"accuracy": True}],

@@ -11,7 +11,7 @@ from botocore.stub import Stubber
 from model_registry.core.errors import DependencyUnavailable
 from model_registry.core.settings import Settings
 from model_registry.registry.artifacts import ArtifactStore
-from model_registry.registry.service import RegistryService
+from model_registry.registry.loading import ModelSource
 from model_registry.registry.store import RegistryStore
 from model_registry.serving.server import ModelServer
 
@@ -26,7 +26,7 @@ def test_throttled_registry_at_cold_start_is_a_503(code: str) -> None:
     s3 = boto3.client("s3", region_name="us-east-1", config=NO_RETRIES)
     settings = Settings(table_name="t", bucket_name="b")
     server = ModelServer(
-        RegistryService(settings, RegistryStore("t", dynamodb), ArtifactStore("b", s3)), "iris", 1
+        ModelSource(settings, RegistryStore("t", dynamodb), ArtifactStore("b", s3)), "iris", 1
     )
     with Stubber(dynamodb) as stub:
         stub.add_client_error("get_item", service_error_code=code, http_status_code=400)
@@ -56,7 +56,7 @@ def test_a_refused_registry_at_cold_start_is_a_503_not_a_crashed_init(code: str)
     dynamodb = boto3.client("dynamodb", region_name="us-east-1", config=NO_RETRIES)
     s3 = boto3.client("s3", region_name="us-east-1", config=NO_RETRIES)
     server = ModelServer(
-        RegistryService(
+        ModelSource(
             Settings(table_name="t", bucket_name="b"), RegistryStore("t", dynamodb), ArtifactStore("b", s3)
         ),
         "iris",

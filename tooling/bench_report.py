@@ -22,11 +22,10 @@ from typing import Any
 import requests
 
 from examples.models import train_all
-from local_platform.emulator import DUMMY_CREDENTIALS, Emulator
+from local_platform.emulator import DUMMY_CREDENTIALS, Emulator, create_registry
 from model_registry.core import contract
 from model_registry.core.settings import Settings
 from model_registry.registry.service import RegistryService
-from tests.helpers import create_registry
 from tooling.packaging import LAMBDA_UNZIPPED_LIMIT, REPO_ROOT, build_all
 
 OUT = REPO_ROOT / "reports"
@@ -284,7 +283,7 @@ def snapstart_restores(emulator_url: str, cold: dict[str, Any]) -> dict[str, Any
 
 def data_plane_load(seconds: float = 6.0) -> dict[str, Any]:
     """p50/p99 and requests per second through the local platform at 1, 4 and 16 clients
-    (``python -m tests.performance.bench_report --data-plane`` runs only this)."""
+    (``python -m tooling.bench_report --data-plane`` runs only this)."""
     from local_platform.launcher import local_platform, register_and_roll_out_examples
     from model_registry.core import aws
 

@@ -13,7 +13,8 @@ import requests
 from tests.e2e.conftest import RunningPlatform
 
 pytestmark = pytest.mark.e2e
-DURATION_S = 60
+# 30 s in make test (memory compared at 10 s and at the end); make bench soaks for SOAK_SECONDS=300.
+DURATION_S = int(os.environ.get("SOAK_SECONDS", "30"))
 CLIENTS = 4
 
 
@@ -24,7 +25,7 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def test_a_minute_of_load_fails_nothing_and_memory_stays_flat(running: RunningPlatform) -> None:
+def test_sustained_load_fails_nothing_and_memory_stays_flat(running: RunningPlatform) -> None:
     url = f"{running.url}/models/breast-cancer/predict"
     body = {"instances": [[13.0] * 30]}
     stop = threading.Event()
@@ -61,7 +62,7 @@ def test_a_minute_of_load_fails_nothing_and_memory_stays_flat(running: RunningPl
     for thread in threads:
         thread.join(timeout=60)
     print(
-        f"{counts} in {DURATION_S} s from {CLIENTS} clients; RSS kB at 10 s -> 60 s: "
+        f"{counts} in {DURATION_S} s from {CLIENTS} clients; RSS kB at 10 s -> {DURATION_S} s: "
         + ", ".join(f"{k}: {start[k]} -> {end.get(k)}" for k in start)
     )
     assert counts["failed"] == 0, failures[:5]

@@ -15,7 +15,7 @@ LAMBDA_RUNTIME ?=
 # Extra Terraform variables for `make up`, e.g. VAR_FILE=terraform/examples/snapstart.tfvars.
 VAR_FILE ?=
 
-.PHONY: help install tools check test bench lint fmt docs hooks up demo build clean terraformrc aws-acceptance
+.PHONY: help install tools check test bench bench-pool lint fmt docs hooks up demo build clean terraformrc aws-acceptance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -87,6 +87,11 @@ lint: install ## ruff (lint and format), mypy and terraform fmt
 	@if command -v terraform >/dev/null && [ -d terraform ]; then terraform fmt -check -recursive terraform; fi
 	$(PY) -m tooling.terraform_docs --check
 	@if command -v tflint >/dev/null; then tflint --chdir=terraform --recursive; else echo "tflint not installed: skipped"; fi
+
+POOL_MODELS ?= 1000
+
+bench-pool: install terraformrc build ## the pooled tier at scale: POOL_MODELS models registered, sampled, Zipf load
+	$(PY) -m tooling.pool_bench --models $(POOL_MODELS) --sample 500 --zipf-models 1000 --requests 3000
 
 docs: install ## regenerate the inputs/outputs tables of the Terraform module READMEs
 	$(PY) -m tooling.terraform_docs

@@ -28,10 +28,12 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions import routes
+from model_registry import __version__
 from model_registry.core import contract
 from model_registry.core.errors import DependencyUnavailable, InvalidInput, RegistryError
 from model_registry.core.settings import Settings
 from model_registry.registry.loading import ModelSource
+from model_registry.serving.pool import DEFAULT_CACHE_FRACTION, ModelPool, cache_budget, check_page_size
 from model_registry.serving.server import ModelServer, ServedModel, codecs, parse_pin, parse_version
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", contract.METRICS_SERVICE)
@@ -67,6 +69,20 @@ SERVER = ModelServer(
 )
 if MISCONFIGURED is not None:
     SERVER.misconfigured(MISCONFIGURED)
+# The pooled tier: no model of its own; any registered model with an ONNX form, by the path's name.
+POOLED = os.environ.get(contract.ENV_POOL, "").lower() == "true"
+POOL = (
+    ModelPool(
+        SERVER.service,
+        cache_budget(
+            int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")),
+            float(os.environ.get(contract.ENV_POOL_CACHE_FRACTION, DEFAULT_CACHE_FRACTION)),
+        ),
+        policy_ttl_s=float(os.environ.get(contract.ENV_POOL_POLICY_TTL, "5")),
+    )
+    if POOLED
+    else None
+)
 # Which function version answers, and the model version it pins: every server error is counted under
 # both from init on, a 503 before any model loaded included, so a rollout's gate sees all of them.
 VERSION_DIMENSIONS = contract.version_dimensions(
@@ -74,7 +90,14 @@ VERSION_DIMENSIONS = contract.version_dimensions(
     str(SERVER.pin) if SERVER.pin else os.environ.get(contract.ENV_MODEL_VERSION) or "latest",
     os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
 )
-metrics.set_default_dimensions(model=MODEL_NAME)
+# CloudWatch refuses an empty dimension value: the pool's per-request metrics are the pool's aggregate,
+# under a name no model can have.
+POOL_AGGREGATE = "(pool)"
+metrics.set_default_dimensions(model=MODEL_NAME or POOL_AGGREGATE)
+# A pooled server error before a model version was chosen (the registry down, say).
+POOL_UNATTRIBUTED = contract.version_dimensions(
+    POOL_AGGREGATE, "unknown", contract.POOL_METRICS_FUNCTION_VERSION
+)
 logger.append_keys(model_name=MODEL_NAME)
 JSON_TYPES = ("application/json", "text/json")
 ACCEPTED_TYPES = (*JSON_TYPES, "application/octet-stream")
@@ -186,11 +209,52 @@ def _request_body() -> tuple[bytes | str | None, str]:
     return body, content_type
 
 
-def _served(name: str, version: str | None) -> ServedModel:
+def _server(name: str) -> ModelServer:
+    """The request handler for model ``name``: this function's own, or the pool's for any model."""
+    if POOL is not None:
+        return POOL.server(name)
     SERVER.check_name(name)
-    served = SERVER.get(parse_version(version) if version is not None else None)
+    return SERVER
+
+
+def _served(name: str, version: str | None) -> tuple[ModelServer, ServedModel]:
+    requested = parse_version(version) if version is not None else None
+    if POOL is None:
+        server = _server(name)
+        served = server.get(requested)
+    else:
+        chosen, summary = POOL.choose(name, requested)
+        _pooled_request(name, chosen, canary_active=summary.policy.canary is not None)
+        before = POOL.stats()
+        server, served = POOL.server(name), POOL.get(name, chosen)
+        after = POOL.stats()  # one request at a time per environment: the difference is this request's
+        metrics.add_metric("PoolCacheHits", MetricUnit.Count, after.hits - before.hits)
+        metrics.add_metric("PoolCacheMisses", MetricUnit.Count, after.misses - before.misses)
+        metrics.add_metric("PoolEvictions", MetricUnit.Count, after.evictions - before.evictions)
     _label(served)
-    return served
+    return server, served
+
+
+# A pooled request's model and version, for its metrics: (dimensions, counted per version?).
+_pooled: dict[str, Any] = {}
+
+
+def _pooled_request(name: str, version: int, *, canary_active: bool) -> None:
+    """Note which model version answers this pooled request. While the model has a canary, count the
+    request under that version's dimensions (the rollout gate's denominator; AWS/Lambda metrics cannot
+    tell the pool's models apart); otherwise add no per-version metric (each is a billed custom metric)."""
+    dimensions = contract.version_dimensions(name, str(version), contract.POOL_METRICS_FUNCTION_VERSION)
+    _pooled.clear()
+    _pooled.update(dimensions=dimensions, per_version=canary_active, start=time.perf_counter())
+    if canary_active:
+        with single_metric(
+            name=contract.REQUESTS_METRIC,
+            unit=MetricUnit.Count,
+            value=1,
+            namespace=NAMESPACE,
+            default_dimensions=dimensions,
+        ):
+            pass
 
 
 def _label(served: ServedModel) -> None:
@@ -199,14 +263,15 @@ def _label(served: ServedModel) -> None:
 
 
 def _count_server_error() -> None:
-    """One server error of this function version, in its own EMF document: the per-request metrics keep
-    the model as their only dimension, so versions and error codes add no custom metrics."""
+    """One server error of this function version (or, pooled, of the model version that answered), in
+    its own EMF document: the per-request metrics keep the model as their only dimension, so versions and
+    error codes add no custom metrics."""
     with single_metric(
         name=contract.SERVER_ERRORS_METRIC,
         unit=MetricUnit.Count,
         value=1,
         namespace=NAMESPACE,
-        default_dimensions=VERSION_DIMENSIONS,
+        default_dimensions=_pooled.get("dimensions", POOL_UNATTRIBUTED) if POOLED else VERSION_DIMENSIONS,
     ):
         pass
 
@@ -214,8 +279,18 @@ def _count_server_error() -> None:
 def _record_prediction(served: ServedModel, rows: int, start: float) -> None:
     global _pending_load_metric
     # Two metrics per request: rows and latency. Requests are AWS/Lambda Invocations.
+    latency_ms = (time.perf_counter() - start) * 1000
     metrics.add_metric("PredictedRows", MetricUnit.Count, rows)
-    metrics.add_metric("PredictLatency", MetricUnit.Milliseconds, (time.perf_counter() - start) * 1000)
+    metrics.add_metric("PredictLatency", MetricUnit.Milliseconds, latency_ms)
+    if POOLED and _pooled.get("per_version"):  # the gate's p99 of a pooled canary
+        with single_metric(
+            name=contract.LATENCY_METRIC,
+            unit=MetricUnit.Milliseconds,
+            value=latency_ms,
+            namespace=NAMESPACE,
+            default_dimensions=_pooled["dimensions"],
+        ):
+            pass
     if _pending_load_metric and SERVER.pinned is not None:
         timings = SERVER.pinned.timings
         metrics.add_metric(
@@ -233,33 +308,31 @@ def _record_prediction(served: ServedModel, rows: int, start: float) -> None:
 @app.post(routes.PREDICT_VERSION)
 def predict(name: str, version: str | None = None) -> Response:
     start = time.perf_counter()
-    served = _served(name, version)
+    server, served = _served(name, version)
     body, _ = _request_body()
     payload = codecs.parse_json(body)
     with _segment("predict"):
-        result = SERVER.predict(served, payload, SETTINGS.max_batch_size)
+        result = server.predict(served, payload, SETTINGS.max_batch_size)
     _record_prediction(served, len(result["predictions"]), start)
     return _json(200, result, str(served.version))
 
 
 @app.get(routes.METADATA)
 def metadata(name: str) -> Response:
-    SERVER.check_name(name)
-    served = SERVER.get()
-    return _json(200, SERVER.metadata(served), str(served.version))
+    server, served = _served(name, None)
+    return _json(200, server.metadata(served), str(served.version))
 
 
 @app.get(routes.VERSION_METADATA)
 def version_metadata(name: str, version: str) -> Response:
-    SERVER.check_name(name)
-    return _json(200, SERVER.version_metadata(parse_version(version)), version)
+    return _json(200, _server(name).version_metadata(parse_version(version)), version)
 
 
 @app.post(routes.V2_INFER)
 @app.post(routes.V2_INFER_VERSION)
 def v2_infer(name: str, version: str | None = None) -> Response:
     start = time.perf_counter()
-    served = _served(name, version)
+    server, served = _served(name, version)
     body, _ = _request_body()
     header_length = app.current_event.headers.get(contract.V2_HEADER_LENGTH.lower())
     if header_length is not None:
@@ -270,9 +343,9 @@ def v2_infer(name: str, version: str | None = None) -> Response:
         payload, binary = codecs.parse_json(body), b""
     request = codecs.decode_v2_request(payload, binary, served.record.signature, SETTINGS.max_batch_size)
     with _segment("predict"):
-        tensors = SERVER.infer_v2(served, request)
+        tensors = server.infer_v2(served, request)
     out, json_length = codecs.encode_v2_response(
-        MODEL_NAME, str(served.version), request.request_id, tensors, request.binary_outputs
+        server.model_name, str(served.version), request.request_id, tensors, request.binary_outputs
     )
     _record_prediction(served, int(request.features.shape[0]), start)
     headers = {contract.VERSION_HEADER: str(served.version)}
@@ -285,15 +358,105 @@ def v2_infer(name: str, version: str | None = None) -> Response:
 @app.get(routes.V2_METADATA)
 @app.get(routes.V2_METADATA_VERSION)
 def v2_metadata(name: str, version: str | None = None) -> Response:
-    served = _served(name, version)
-    return _json(200, SERVER.v2_metadata(served), str(served.version))
+    server, served = _served(name, version)
+    return _json(200, server.v2_metadata(served), str(served.version))
 
 
 @app.get(routes.V2_READY)
 @app.get(routes.V2_READY_VERSION)
 def v2_ready(name: str, version: str | None = None) -> Response:
-    served = _served(name, version)
+    _, served = _served(name, version)
     return _json(200, {"name": name, "version": str(served.version), "ready": True}, str(served.version))
+
+
+# --------------------------------------------------------------------------- server-wide routes (pooled)
+
+
+def _pool() -> ModelPool:
+    """The pool; outside the pooled function the server-wide routes do not exist (API Gateway routes
+    them to the pool only)."""
+    if POOL is None:
+        event = app.current_event
+        raise InvalidInput(
+            f"no route for {event.request_context.http.method} {event.raw_path[:200]}",
+            code="route_not_found",
+            status=404,
+        )
+    return POOL
+
+
+@app.get(routes.MODELS)
+def list_models() -> Response:
+    """``GET /models?limit=&next_token=``: registered models by name, a page at a time."""
+    pool = _pool()
+    params = app.current_event.query_string_parameters or {}
+    # an empty next_token is refused, not read as the first page
+    page = pool.source.store.page_models(check_page_size(params.get("limit")), params.get("next_token"))
+    body: dict[str, Any] = {
+        "models": [
+            {
+                "name": m.model_name,
+                "latest_version": str(m.latest_version),
+                "serving_version": str(m.policy.stable or m.latest_version),
+                "canary_version": str(m.policy.canary) if m.policy.canary else None,
+                "canary_weight": m.policy.canary_weight,
+            }
+            for m in page.models
+        ],
+        "next_token": page.next_token,
+    }
+    return _json(200, body)
+
+
+@app.get(routes.V2_SERVER)
+def v2_server_metadata() -> Response:
+    """Open Inference Protocol server metadata."""
+    _pool()
+    return _json(
+        200,
+        {"name": contract.METRICS_SERVICE, "version": __version__, "extensions": routes.V2_EXTENSIONS},
+    )
+
+
+@app.get(routes.V2_LIVE)
+def v2_live() -> Response:
+    _pool()
+    return _json(200, {"live": True})
+
+
+@app.get(routes.V2_READY_SERVER)
+def v2_server_ready() -> Response:
+    """Ready when the registry answers: every registered model is then loadable on demand."""
+    _pool().source.store.page_models(1)
+    return _json(200, {"ready": True})
+
+
+@app.post(routes.V2_REPOSITORY_INDEX)
+def v2_repository_index() -> Response:
+    """The model repository extension's index: every registered model, the version that serves it and
+    whether this tier can serve it (an ONNX form), ``{"ready": true}`` for only the servable ones."""
+    pool = _pool()
+    body, _ = _request_body()
+    request = codecs.parse_json(body) if body else {}
+    if not isinstance(request, dict) or not isinstance(request.get("ready", False), bool):
+        raise InvalidInput(
+            'the body must be a JSON object with an optional boolean "ready"', code="malformed"
+        )
+    index = []
+    for model in pool.source.store.list_models():
+        version = model.policy.stable or model.latest_version
+        ready = version in model.onnx_versions
+        if request.get("ready") and not ready:
+            continue
+        entry = {
+            "name": model.model_name,
+            "version": str(version),
+            "state": "READY" if ready else "UNAVAILABLE",
+        }
+        if not ready:
+            entry["reason"] = "no ONNX form: register with --optimize, or give the model a dedicated function"
+        index.append(entry)
+    return Response(200, "application/json", index)
 
 
 # --------------------------------------------------------------------------- errors
@@ -378,6 +541,7 @@ def predict_fast(event: dict[str, Any]) -> dict[str, Any] | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point (API Gateway HTTP API, payload format 2.0)."""
     # Requests are counted by AWS/Lambda Invocations (per version and alias); errors and predictions here.
+    _pooled.clear()
     fast = predict_fast(event)
     if fast is not None:
         return fast

@@ -14,6 +14,13 @@ V2_METADATA = "/v2/models/<name>"
 V2_METADATA_VERSION = "/v2/models/<name>/versions/<version>"
 V2_READY = "/v2/models/<name>/ready"
 V2_READY_VERSION = "/v2/models/<name>/versions/<version>/ready"
+# Server-wide routes, answered by the pooled function (contract.json pool.server_routes).
+MODELS = "/models"
+V2_SERVER = "/v2"
+V2_LIVE = "/v2/health/live"
+V2_READY_SERVER = "/v2/health/ready"
+V2_REPOSITORY_INDEX = "/v2/repository/index"
+V2_EXTENSIONS = ["binary_tensor_data", "model_repository"]
 
 METHODS: dict[str, str] = {
     PREDICT: "POST",
@@ -26,6 +33,11 @@ METHODS: dict[str, str] = {
     V2_METADATA_VERSION: "GET",
     V2_READY: "GET",
     V2_READY_VERSION: "GET",
+    MODELS: "GET",
+    V2_SERVER: "GET",
+    V2_LIVE: "GET",
+    V2_READY_SERVER: "GET",
+    V2_REPOSITORY_INDEX: "POST",
 }
 _PATTERNS = [(re.compile("^" + re.sub(r"<\w+>", "[^/]+", p) + "$"), m) for p, m in METHODS.items()]
 

@@ -106,10 +106,21 @@ def create_registry(settings: Settings) -> None:
         AttributeDefinitions=[
             {"AttributeName": contract.PARTITION_KEY, "AttributeType": "S"},
             {"AttributeName": contract.SORT_KEY, "AttributeType": "N"},
+            {"AttributeName": contract.CATALOG_KEY, "AttributeType": "S"},
         ],
         KeySchema=[
             {"AttributeName": contract.PARTITION_KEY, "KeyType": "HASH"},
             {"AttributeName": contract.SORT_KEY, "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": contract.CATALOG_INDEX,
+                "KeySchema": [
+                    {"AttributeName": contract.CATALOG_KEY, "KeyType": "HASH"},
+                    {"AttributeName": contract.PARTITION_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
         ],
         BillingMode="PAY_PER_REQUEST",
     )

@@ -12,14 +12,14 @@ locals {
   contract   = jsondecode(file("${path.module}/../model_registry/core/contract.json"))
   env        = local.contract.env
   build_dir  = var.build_dir != "" ? var.build_dir : "${path.module}/../build/lambda"
-  frameworks = toset([for m in var.models : m.framework])
+  frameworks = toset(concat([for m in var.models : m.framework], var.pool.enabled ? [local.contract.pool.framework] : []))
 }
 
 module "registry" {
   source = "./modules/registry"
 
   name_prefix         = var.name_prefix
-  table_keys          = { partition_key = local.contract.table.partition_key, sort_key = local.contract.table.sort_key }
+  table_keys          = { partition_key = local.contract.table.partition_key, sort_key = local.contract.table.sort_key, catalog_index = local.contract.table.catalog_index, catalog_key = local.contract.table.catalog_key }
   deletion_protection = var.deletion_protection
   require_tls         = var.artifact_bucket_require_tls
 }
@@ -126,6 +126,56 @@ module "model_endpoint" {
 }
 
 ################################################################################
+# The pooled tier: any registered model with an ONNX form and no dedicated function
+################################################################################
+
+module "pool" {
+  source = "./modules/model_endpoint"
+  count  = var.pool.enabled ? 1 : 0
+
+  model_name      = "pool"
+  function_name   = replace(local.contract.pool.function_name_template, "{platform}", var.name_prefix)
+  alias_name      = local.contract.alias_name
+  table_arn       = module.registry.table_arn
+  bucket_arn      = module.registry.bucket_arn
+  artifact_prefix = local.contract.artifact_prefix
+  kms_key_arn     = module.registry.kms_key_arn
+  # Every model's registry items and artifacts, read only: iam/pool-function.json.
+  role_policy_template = file("${path.module}/../iam/pool-function.json")
+  package = {
+    s3_bucket = aws_s3_object.package["function"].bucket
+    s3_key    = aws_s3_object.package["function"].key
+    sha256    = filebase64sha256(local.packages.function)
+  }
+  layer_arns                  = [aws_lambda_layer_version.framework[local.contract.pool.framework].arn]
+  runtime                     = var.lambda_runtime
+  memory_size                 = var.pool.memory_size
+  timeout                     = var.pool.timeout
+  reserved_concurrency        = var.pool.reserved_concurrency
+  provisioned_concurrency_tag = local.contract.tags.provisioned_concurrency
+  log_retention_days          = var.log_retention_days
+  alarm_errors_threshold      = var.pool.alarm_errors_threshold
+  alarm_throttles_threshold   = var.pool.alarm_throttles_threshold
+  alarm_p99_duration_ms       = var.pool.alarm_p99_duration_ms
+  alarm_actions               = [local.alarm_topic_arn]
+
+  environment = {
+    (local.env.platform_name)       = var.name_prefix
+    (local.env.table)               = module.registry.table_name
+    (local.env.bucket)              = module.registry.bucket_name
+    (local.env.model_name)          = ""
+    (local.env.pool)                = "true"
+    (local.env.pool_cache_fraction) = tostring(var.pool.cache_fraction)
+    (local.env.pool_policy_ttl)     = tostring(var.pool.policy_cache_s)
+    (local.env.max_batch_size)      = tostring(var.pool.max_batch_size)
+    POWERTOOLS_SERVICE_NAME         = local.contract.metrics.service
+    POWERTOOLS_METRICS_NAMESPACE    = local.contract.metrics.namespace
+  }
+
+  tags = { tier = "pool" }
+}
+
+################################################################################
 # Alarm notifications: the models' alarms notify this topic (or the one given)
 ################################################################################
 
@@ -192,4 +242,12 @@ module "api" {
       alias_arn     = endpoint.alias_arn
     }
   }
+  # The pool's routes: the model routes with {name} a path parameter (less specific than every model's
+  # literal routes, so dedicated models keep theirs), and the server-wide routes.
+  pool = var.pool.enabled ? {
+    function_name = module.pool[0].function_name
+    alias_name    = module.pool[0].alias_name
+    alias_arn     = module.pool[0].alias_arn
+    route_keys    = concat(local.contract.routes, local.contract.pool.server_routes)
+  } : null
 }

@@ -51,3 +51,11 @@ output "alarm_topic_arn" {
   description = "SNS topic the models' alarms notify (subscribe to it, or pass alarm_email_addresses)."
   value       = local.alarm_topic_arn
 }
+
+output "pool_function" {
+  description = "The pooled tier's function and live alias (null when pool.enabled is false)."
+  value = var.pool.enabled ? {
+    function_name = module.pool[0].function_name
+    alias_arn     = module.pool[0].alias_arn
+  } : null
+}

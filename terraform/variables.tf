@@ -157,13 +157,13 @@ variable "models" {
   # routes per API, 300 by default and raisable; integrations per API, 300 and not raisable. Every model
   # takes one integration and length(contract routes) routes.
   validation {
-    condition     = length(var.models) * length(local.contract.routes) <= var.api_route_quota
-    error_message = "the models need more routes than the API's route quota (api_route_quota, ${length(local.contract.routes)} routes per model): request a Service Quotas increase of \"Routes per API\" and raise api_route_quota, or split the models over two roots."
+    condition     = length(var.models) * length(local.contract.routes) + (var.pool.enabled ? length(local.contract.routes) + length(local.contract.pool.server_routes) : 0) <= var.api_route_quota
+    error_message = "the models need more routes than the API's route quota (api_route_quota, ${length(local.contract.routes)} routes per model, ${length(local.contract.routes) + length(local.contract.pool.server_routes)} for the pool): request a Service Quotas increase of \"Routes per API\" and raise api_route_quota, or split the models over two roots."
   }
 
   validation {
-    condition     = length(var.models) <= var.api_integration_quota
-    error_message = "the models need more integrations than the API's integration quota (api_integration_quota, one per model; AWS cannot raise it past 300): split the models over two roots."
+    condition     = length(var.models) + (var.pool.enabled ? 1 : 0) <= var.api_integration_quota
+    error_message = "the models need more integrations than the API's integration quota (api_integration_quota, one per model and one for the pool; AWS cannot raise it past 300): split the models over two roots."
   }
 }
 
@@ -335,5 +335,46 @@ variable "throttling_rate_limit" {
   validation {
     condition     = var.throttling_rate_limit >= 1
     error_message = "throttling_rate_limit must be at least 1."
+  }
+}
+
+################################################################################
+# The pooled tier
+################################################################################
+
+variable "pool" {
+  description = "The pooled tier: one function (the onnx layer) behind catch-all routes that serves every registered model with an ONNX form (register --optimize) and no entry in models, with no apply per model. cache_fraction of its memory holds loaded models (LRU by artifact bytes); policy_cache_s is how stale a traffic policy may be."
+  type = object({
+    enabled                   = optional(bool, true)
+    memory_size               = optional(number, 2048)
+    timeout                   = optional(number, 29)
+    reserved_concurrency      = optional(number)
+    max_batch_size            = optional(number, 1000)
+    cache_fraction            = optional(number, 0.5)
+    policy_cache_s            = optional(number, 5)
+    alarm_errors_threshold    = optional(number, 5)
+    alarm_throttles_threshold = optional(number, 1)
+    alarm_p99_duration_ms     = optional(number, 1000)
+  })
+  default = {}
+
+  validation {
+    condition     = var.pool.memory_size >= 128 && var.pool.memory_size <= 10240 && var.pool.timeout >= 1 && var.pool.timeout <= 900
+    error_message = "pool.memory_size must be 128-10240 MB and pool.timeout 1-900 s."
+  }
+
+  validation {
+    condition     = var.pool.cache_fraction > 0 && var.pool.cache_fraction < 1 && var.pool.policy_cache_s >= 0 && var.pool.policy_cache_s <= 300
+    error_message = "pool.cache_fraction must be between 0 and 1 (the rest of the memory runs the function), pool.policy_cache_s 0-300."
+  }
+
+  validation {
+    condition     = var.pool.reserved_concurrency == null || try(var.pool.reserved_concurrency >= 1, false)
+    error_message = "pool.reserved_concurrency must be at least 1, or unset (unreserved)."
+  }
+
+  validation {
+    condition     = var.pool.timeout * 1000 < var.integration_timeout_ms
+    error_message = "the pool's timeout must end before the API's integration_timeout_ms."
   }
 }

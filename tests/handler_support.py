@@ -53,12 +53,20 @@ def call(
     raw: bytes | None = None,
 ) -> HttpResult:
     """Send one request through the handler the way API Gateway would."""
-    model = path.split("/")[3] if path.startswith("/v2/") else path.split("/")[2]
+    path, _, query = path.partition("?")
+    parts = path.split("/")
+    model = (parts[3] if path.startswith("/v2/models/") else parts[2] if len(parts) > 2 else "") or "pool"
     route_key, params = route_key_for(model, path, method)
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
     hdrs = {"content-type": "application/json", **(headers or {})} if data else dict(headers or {})
     event = build_event(
-        method=method, path=path, route_key=route_key, path_parameters=params, headers=hdrs, body=data
+        method=method,
+        path=path,
+        route_key=route_key,
+        path_parameters=params,
+        headers=hdrs,
+        body=data,
+        query=query,
     )
     context = LambdaContext(
         f"mlp-{model}", "1", f"arn:aws:lambda:us-east-1:123456789012:function:mlp-{model}:live", 1024, 30

@@ -94,13 +94,12 @@ def _dynamodb(operation: str, params: dict[str, Any], account: Account) -> list[
             for kind, body in item.items()
         ]
     if operation == "Query":
-        return [
-            Need(
-                "dynamodb:Query",
-                table(params["TableName"]),
-                {"dynamodb:LeadingKeys": _query_partition(params)},
-            )
-        ]
+        # A query of an index needs the permission on the index's ARN, not the table's
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/iam-policy-specific-table-indexes.html).
+        resource = table(params["TableName"])
+        if params.get("IndexName"):
+            resource += f"/index/{params['IndexName']}"
+        return [Need("dynamodb:Query", resource, {"dynamodb:LeadingKeys": _query_partition(params)})]
     if operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
         return [keyed(f"dynamodb:{operation}", params)]
     return [Need(f"dynamodb:{operation}", table(params["TableName"]))]

@@ -62,3 +62,14 @@ def load_env_file(path: Path) -> dict[str, str]:
         key, _, value = line.partition("=")
         values[key.strip()] = value.strip().strip("'\"")
     return values
+
+
+def page_size(text: str) -> int:
+    """Models per page: 1 to 1000 (the registry's page limit)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of models, got {text!r}") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"a page holds 1 to 1000 models, got {value}")
+    return value

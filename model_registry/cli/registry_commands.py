@@ -7,10 +7,11 @@ import getpass
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from model_registry.cli.arguments import parse_tag, positive_int
+from model_registry.cli.arguments import page_size, parse_tag, positive_int
 from model_registry.cli.output import table
 from model_registry.core.errors import InvalidInput
 from model_registry.core.settings import Settings
@@ -100,13 +101,28 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    models = _service(args).store.list_models()
-    rows = [vars(m) for m in models]
-    print(
-        json.dumps(rows, indent=2)
-        if args.json
-        else table(rows, ["model_name", "latest_version", "updated_at"])
-    )
+    store = _service(args).store
+    if args.all:
+        models, token = store.list_models(), None
+    else:
+        page = store.page_models(args.limit, args.next_token)
+        models, token = page.models, page.next_token
+    rows = [
+        {
+            "model_name": m.model_name,
+            "latest_version": m.latest_version,
+            "pool_version": m.policy.stable or m.latest_version,
+            "pool_canary": f"v{m.policy.canary}@{m.policy.canary_weight:.0%}" if m.policy.canary else "",
+            "updated_at": m.updated_at,
+        }
+        for m in models
+    ]
+    if args.json:
+        print(json.dumps({"models": rows, "next_token": token}, indent=2))
+        return 0
+    print(table(rows, ["model_name", "latest_version", "pool_version", "pool_canary", "updated_at"]))
+    if token:
+        print(f"more: modelctl models --next-token {token}  (or --all)", file=sys.stderr)
     return 0
 
 
@@ -221,7 +237,16 @@ def add_registry_commands(sub: Any) -> None:
     _add_optimize_arguments(optimize, flag=False)
     optimize.set_defaults(func=cmd_optimize)
 
-    models = sub.add_parser("models", help="list registered models")
+    models = sub.add_parser(
+        "models",
+        help="list registered models, a page at a time",
+        description="Registered models by name, from the registry's catalog index (one query per page, "
+        "never a table scan). POOL_VERSION is what the pooled tier serves; a model in terraform's models "
+        "map is served by its own function (modelctl status).",
+    )
+    models.add_argument("--limit", type=page_size, default=100, help="models per page, 1-1000 (default 100)")
+    models.add_argument("--next-token", metavar="NAME", help="the page after this model name")
+    models.add_argument("--all", action="store_true", help="every model, page after page")
     models.set_defaults(func=cmd_models)
 
     versions = sub.add_parser("versions", help="list versions of a model, newest first")

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from model_registry.cli.arguments import duration, percent, positive_int, steps
+from model_registry.cli.arguments import duration, page_size, percent, positive_int, steps
 from model_registry.cli.output import alias_text, say, table
 from model_registry.core.errors import RegistryError
 from model_registry.core.settings import Settings
@@ -108,7 +108,12 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     rollouts = _rollouts()
-    names = [args.name] if args.name else [m.model_name for m in rollouts.service.store.list_models()]
+    token = None
+    if args.name:
+        names = [args.name]
+    else:  # a page of models: each costs a few Lambda and CloudWatch reads
+        page = rollouts.service.store.page_models(args.limit, args.next_token)
+        names, token = [m.model_name for m in page.models], page.next_token
     reports = []
     for name in names:
         try:
@@ -123,6 +128,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         {"model": r["model"], "role": "-", "lambda_version": r["error"]} for r in reports if "error" in r
     ]
     print(table(rows, ["model", "role", "lambda_version", "model_version", "weight", "requests", "errors"]))
+    if token:
+        print(f"more: modelctl status --next-token {token}", file=sys.stderr)
     return 0
 
 
@@ -207,7 +214,9 @@ def add_rollout_commands(sub: Any) -> None:
     rollback.set_defaults(func=cmd_rollback)
 
     status = sub.add_parser("status", help="live versions, weights and recent traffic per model")
-    status.add_argument("name", nargs="?")
+    status.add_argument("name", nargs="?", help="one model (default: a page of models by name)")
+    status.add_argument("--limit", type=page_size, default=50, help="models per page, without NAME")
+    status.add_argument("--next-token", metavar="NAME", help="the page after this model name")
     status.set_defaults(func=cmd_status)
 
     prune = sub.add_parser(

@@ -24,6 +24,9 @@ ENV_MAX_BATCH_SIZE = ENV["max_batch_size"]
 ENV_CACHE_SIZE = ENV["cache_size"]
 ENV_ENDPOINT_URL = ENV["endpoint_url"]
 ENV_REGION = ENV["region"]
+ENV_POOL = ENV["pool"]  # "true" in the pooled function
+ENV_POOL_CACHE_FRACTION = ENV["pool_cache_fraction"]
+ENV_POOL_POLICY_TTL = ENV["pool_policy_ttl"]
 # When set, every AWS call the library's clients make is appended to this file (JSON lines), e.g. to
 # review the permissions a role needs; the e2e suite checks them against iam/*.json.
 ENV_AWS_CALL_LOG = ENV["aws_call_log"]
@@ -31,6 +34,9 @@ ENV_AWS_CALL_LOG = ENV["aws_call_log"]
 PARTITION_KEY: str = _CONTRACT["table"]["partition_key"]
 SORT_KEY: str = _CONTRACT["table"]["sort_key"]
 SUMMARY_SORT_KEY: int = _CONTRACT["table"]["summary_sort_key"]
+CATALOG_INDEX: str = _CONTRACT["table"]["catalog_index"]
+CATALOG_KEY: str = _CONTRACT["table"]["catalog_key"]
+CATALOG_VALUE: str = _CONTRACT["table"]["catalog_value"]
 ARTIFACT_PREFIX: str = _CONTRACT["artifact_prefix"]
 # Registry model names: also a path segment, a Lambda function and IAM role name part, a DynamoDB key.
 MODEL_NAME_PATTERN: str = _CONTRACT["model_name_pattern"]
@@ -52,6 +58,8 @@ TAG_PROVISIONED_CONCURRENCY: str = _CONTRACT["tags"]["provisioned_concurrency"]
 METRICS_NAMESPACE: str = _CONTRACT["metrics"]["namespace"]
 METRICS_SERVICE: str = _CONTRACT["metrics"]["service"]
 SERVER_ERRORS_METRIC: str = _CONTRACT["metrics"]["server_errors"]
+REQUESTS_METRIC: str = _CONTRACT["metrics"]["requests"]
+LATENCY_METRIC: str = _CONTRACT["metrics"]["latency"]
 VERSION_DIMENSIONS: list[str] = _CONTRACT["metrics"]["version_dimensions"]
 # An event with this key makes the handler answer at once: rollouts invoke an Inactive SnapStart version
 # with it to have Lambda re-create its snapshot (the invocation itself fails with SnapStartNotReady).
@@ -124,3 +132,16 @@ def route_keys(model_name: str) -> list[str]:
 def deployment_key(sha256_hex: str) -> str:
     """S3 key of a deployment package (function zip or layer) by its content hash."""
     return f"{DEPLOYMENT_PREFIX}/{sha256_hex}.zip"
+
+
+# The pooled tier (contract.json "pool").
+POOL: dict[str, Any] = _CONTRACT["pool"]
+POOL_FRAMEWORK: str = POOL["framework"]
+# The pool's model routes are ROUTE_TEMPLATES as they are: {name} stays a path parameter.
+POOL_SERVER_ROUTES: tuple[str, ...] = tuple(POOL["server_routes"])
+POOL_METRICS_FUNCTION_VERSION: str = POOL["metrics_function_version"]
+
+
+def pool_function_name(platform_name: str) -> str:
+    """The pooled function of a platform."""
+    return str(POOL["function_name_template"]).replace("{platform}", platform_name)

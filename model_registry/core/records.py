@@ -202,3 +202,21 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
+
+
+@dataclass(frozen=True)
+class TrafficPolicy:
+    """Which versions of a pooled model answer unversioned requests: ``stable`` (None: the latest
+    registered version) and optionally ``canary`` for ``canary_weight`` of them. Kept on the model's
+    summary item in the registry; ``revision`` counts its changes (conditional writes)."""
+
+    stable: int | None = None
+    canary: int | None = None
+    canary_weight: float = 0.0
+    revision: int = 0
+
+    def choose(self, draw: float, latest: int) -> int:
+        """The version for one request, given a uniform ``draw`` in [0, 1) and the latest version."""
+        if self.canary is not None and draw < self.canary_weight:
+            return self.canary
+        return self.stable if self.stable is not None else latest

@@ -48,10 +48,12 @@ class ModelSource:
         """The artifact bytes of ``record``, checked against its sha256."""
         return self.artifacts.download_verified(record.s3_key, record.sha256)
 
-    def load(self, model_name: str, version: int) -> tuple[ModelVersion, LoadedModel, LoadTimings]:
-        """Look up, fetch, verify and deserialise one version."""
+    def load(
+        self, model_name: str, version: int, record: ModelVersion | None = None
+    ) -> tuple[ModelVersion, LoadedModel, LoadTimings]:
+        """Look up (unless ``record`` is given), fetch, verify and deserialise one version."""
         start = time.perf_counter()
-        record = self.store.get_version(model_name, version)
+        record = record or self.store.get_version(model_name, version)
         looked_up = time.perf_counter()
         # The optimized form when the version has one and this process can run it, else the native one.
         optimized = record.optimized

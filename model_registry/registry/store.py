@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -26,6 +26,7 @@ from model_registry.core import contract
 from model_registry.core.errors import (
     ConflictError,
     DependencyUnavailable,
+    InvalidInput,
     ModelNotFound,
     RegistryError,
     VersionNotFound,
@@ -34,6 +35,7 @@ from model_registry.core.records import (
     STATUS_ARCHIVED,
     ModelVersion,
     OptimizedArtifact,
+    TrafficPolicy,
     utc_now,
     validate_model_name,
 )
@@ -90,12 +92,42 @@ def _dependency(what: str) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """One model as listed by :meth:`RegistryStore.list_models`."""
+    """One model as listed by :meth:`RegistryStore.list_models`, with its pooled traffic policy."""
 
     model_name: str
     latest_version: int
     created_at: str
     updated_at: str
+    policy: TrafficPolicy = field(default_factory=TrafficPolicy)
+    onnx_versions: frozenset[int] = frozenset()  # versions with a compiled ONNX form (the pool's format)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ModelSummary:
+        return cls(
+            model_name=item[contract.PARTITION_KEY],
+            latest_version=int(item["latest_version"]),
+            created_at=item.get("created_at", ""),
+            updated_at=item.get("updated_at", ""),
+            policy=TrafficPolicy(
+                stable=int(item["traffic_stable"]) if item.get("traffic_stable") else None,
+                canary=int(item["traffic_canary"]) if item.get("traffic_canary") else None,
+                canary_weight=float(item.get("traffic_canary_weight", 0)),
+                revision=int(item.get("traffic_revision", 0)),
+            ),
+            onnx_versions=frozenset(int(v) for v in item.get("onnx_versions", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    """One page of models by name; ``next_token`` (the last name) fetches the next, None at the end."""
+
+    models: list[ModelSummary]
+    next_token: str | None
+
+
+# Listing pages: DynamoDB returns at most 1 MB per query; 1,000 summaries are well under it.
+MAX_PAGE_SIZE = 1000
 
 
 class RegistryStore:
@@ -147,11 +179,20 @@ class RegistryStore:
                 "TableName": self.table_name,
                 "Key": self._key(record.model_name, contract.SUMMARY_SORT_KEY),
                 "UpdateExpression": "SET latest_version = :new, updated_at = :now, "
-                "created_at = if_not_exists(created_at, :now)",
+                "created_at = if_not_exists(created_at, :now), #catalog = :catalog, "
+                # the first version is what the pooled tier serves until a rollout moves it
+                "traffic_stable = if_not_exists(traffic_stable, :new)"
+                + (" ADD onnx_versions :onnx" if record.optimized is not None else ""),
                 "ConditionExpression": "attribute_not_exists(#pk) OR latest_version = :expected",
-                "ExpressionAttributeNames": {"#pk": pk},
+                "ExpressionAttributeNames": {"#pk": pk, "#catalog": contract.CATALOG_KEY},
                 "ExpressionAttributeValues": _to_ddb(
-                    {":new": record.version, ":now": now, ":expected": expected_latest}
+                    {
+                        ":new": record.version,
+                        ":now": now,
+                        ":expected": expected_latest,
+                        ":catalog": contract.CATALOG_VALUE,
+                        **({":onnx": {record.version}} if record.optimized is not None else {}),
+                    }
                 ),
             }
         }
@@ -233,28 +274,97 @@ class RegistryStore:
             records = [r for r in records if r.status != STATUS_ARCHIVED]
         return records
 
-    def list_models(self) -> list[ModelSummary]:
-        """Every registered model, by name."""
-        summaries: list[ModelSummary] = []
+    def summary(self, model_name: str, *, consistent: bool = True) -> ModelSummary:
+        """A model's summary item: latest version and pooled traffic policy; :class:`ModelNotFound`."""
+        validate_model_name(model_name)
+        if consistent:
+            item = self._summary(model_name)
+        else:  # half the read cost, and what the pool's short policy cache tolerates anyway
+            with _dependency("get summary"):
+                response = self._ddb.get_item(
+                    TableName=self.table_name, Key=self._key(model_name, contract.SUMMARY_SORT_KEY)
+                )
+            item = _from_ddb(response["Item"]) if response.get("Item") else None
+        if item is None:
+            raise ModelNotFound(f"model {model_name!r} is not registered")
+        return ModelSummary.from_item(item)
+
+    def page_models(self, limit: int = 100, next_token: str | None = None) -> ModelPage:
+        """Up to ``limit`` models by name, after ``next_token``: one Query of the catalog index (a
+        sparse index of the summary items), never a table scan."""
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+        condition = "#catalog = :catalog"
+        names = {"#catalog": contract.CATALOG_KEY}
+        values: dict[str, Any] = {":catalog": contract.CATALOG_VALUE}
+        if next_token is not None:
+            validate_model_name(next_token)
+            condition += " AND #name > :after"
+            names["#name"] = contract.PARTITION_KEY  # DynamoDB refuses names an expression does not use
+            values[":after"] = next_token
+        models: list[ModelSummary] = []
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": contract.CATALOG_INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _to_ddb(values),
+            "Limit": limit,
+        }
         with _dependency("list models"):
-            paginator = self._ddb.get_paginator("scan")
-            for page in paginator.paginate(
-                TableName=self.table_name,
-                FilterExpression="#sk = :zero",
-                ExpressionAttributeNames={"#sk": contract.SORT_KEY},
-                ExpressionAttributeValues=_to_ddb({":zero": contract.SUMMARY_SORT_KEY}),
-            ):
-                for raw in page["Items"]:
-                    item = _from_ddb(raw)
-                    summaries.append(
-                        ModelSummary(
-                            model_name=item[contract.PARTITION_KEY],
-                            latest_version=int(item["latest_version"]),
-                            created_at=item.get("created_at", ""),
-                            updated_at=item.get("updated_at", ""),
-                        )
-                    )
-        return sorted(summaries, key=lambda s: s.model_name)
+            while len(models) < limit:
+                response = self._ddb.query(**request)
+                models.extend(ModelSummary.from_item(_from_ddb(item)) for item in response["Items"])
+                if "LastEvaluatedKey" not in response:
+                    return ModelPage(models, None)
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+                request["Limit"] = limit - len(models)
+        return ModelPage(models, models[-1].model_name)
+
+    def list_models(self) -> list[ModelSummary]:
+        """Every registered model, by name (page after page of :meth:`page_models`)."""
+        models: list[ModelSummary] = []
+        token: str | None = None
+        while True:
+            page = self.page_models(MAX_PAGE_SIZE, token)
+            models.extend(page.models)
+            if page.next_token is None:
+                return models
+            token = page.next_token
+
+    def set_policy(self, model_name: str, policy: TrafficPolicy, expected_revision: int) -> TrafficPolicy:
+        """Store a pooled model's traffic policy if its revision is still ``expected_revision``; the
+        stored policy (revision + 1). :class:`ConflictError` when someone changed it meanwhile."""
+        validate_model_name(model_name)
+        stored = replace(policy, revision=expected_revision + 1)
+        try:
+            with _dependency("set traffic policy"):
+                self._ddb.update_item(
+                    TableName=self.table_name,
+                    Key=self._key(model_name, contract.SUMMARY_SORT_KEY),
+                    UpdateExpression="SET traffic_stable = :stable, traffic_canary = :canary, "
+                    "traffic_canary_weight = :weight, traffic_revision = :revision",
+                    ConditionExpression="attribute_exists(#pk) AND "
+                    "(attribute_not_exists(traffic_revision) OR traffic_revision = :expected)",
+                    ExpressionAttributeNames={"#pk": contract.PARTITION_KEY},
+                    ExpressionAttributeValues=_to_ddb(
+                        {
+                            ":stable": stored.stable or 0,
+                            ":canary": stored.canary or 0,
+                            ":weight": str(round(stored.canary_weight, 4)),
+                            ":revision": stored.revision,
+                            ":expected": expected_revision,
+                        }
+                    ),
+                )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise ConflictError(
+                    f"the traffic policy of {model_name!r} changed during this operation (another rollout?); "
+                    "check `modelctl status` and retry"
+                ) from exc
+            raise
+        return stored
 
     def archive_version(self, model_name: str, version: int) -> ModelVersion:
         """Mark a version archived (it stays readable; it is not deleted)."""
@@ -266,6 +376,13 @@ class RegistryStore:
         """Attach a validated optimized artifact to an existing version (the native one stays)."""
         record = self.get_version(model_name, version)
         self._set_attribute(model_name, version, "optimized", json.dumps(optimized.to_dict()))
+        with _dependency("mark optimized"):  # the pool serves versions with an ONNX form
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key=self._key(model_name, contract.SUMMARY_SORT_KEY),
+                UpdateExpression="ADD onnx_versions :onnx",
+                ExpressionAttributeValues=_to_ddb({":onnx": {version}}),
+            )
         return replace(record, optimized=optimized)
 
     def _set_attribute(self, model_name: str, version: int, attribute: str, value: Any) -> None:

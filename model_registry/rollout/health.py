@@ -71,3 +71,35 @@ class HealthReader:
             if "p99" in (p.get("ExtendedStatistics") or {})
         ]
         return Health(requests, function_errors + server_errors, max(p99_values) if p99_values else None)
+
+    def read_pooled(self, model_name: str, model_version: str, since: datetime) -> Health:
+        """Requests, server errors and p99 latency of one model version served by the pooled function:
+        the per-version metrics the pool publishes while the model has a canary (AWS/Lambda's metrics
+        are per function, and the pool's function serves every pooled model)."""
+        end = datetime.now(UTC) + timedelta(seconds=60)
+        dims: list[DimensionTypeDef] = [
+            {"Name": k, "Value": v}
+            for k, v in contract.version_dimensions(
+                model_name, model_version, contract.POOL_METRICS_FUNCTION_VERSION
+            ).items()
+        ]
+
+        def datapoints(metric: str, **statistic: Any) -> list:
+            return self.client.get_metric_statistics(
+                Namespace=contract.METRICS_NAMESPACE,
+                MetricName=metric,
+                Dimensions=dims,
+                StartTime=since,
+                EndTime=end,
+                Period=60,
+                **statistic,
+            )["Datapoints"]
+
+        requests = int(sum(p["Sum"] for p in datapoints(contract.REQUESTS_METRIC, Statistics=["Sum"])))
+        errors = int(sum(p["Sum"] for p in datapoints(contract.SERVER_ERRORS_METRIC, Statistics=["Sum"])))
+        p99_values = [
+            p["ExtendedStatistics"]["p99"]
+            for p in datapoints(contract.LATENCY_METRIC, ExtendedStatistics=["p99"])
+            if "p99" in (p.get("ExtendedStatistics") or {})
+        ]
+        return Health(requests, errors, max(p99_values) if p99_values else None)

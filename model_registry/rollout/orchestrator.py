@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from model_registry.core import contract
 from model_registry.core.errors import ConflictError, RolloutError
 from model_registry.core.records import utc_now
 from model_registry.registry.service import RegistryService
@@ -39,7 +40,8 @@ from model_registry.rollout.plan import (
     ProgressiveResult,
     RolloutEvent,
 )
-from model_registry.rollout.traffic import LambdaTraffic, Say
+from model_registry.rollout.pooled import PolicyTraffic
+from model_registry.rollout.traffic import LambdaTraffic, Say, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -100,6 +102,8 @@ class Rollouts:
         self.say: Say = say or (lambda message: None)
         # Through self.say, so a caller that replaces it later hears the traffic client too.
         self.traffic = LambdaTraffic(lambda_client, platform_name, poll_s=poll_s, say=lambda m: self.say(m))
+        self.pool_traffic = PolicyTraffic(service.store, platform_name)
+        self._tiers: dict[str, LambdaTraffic | PolicyTraffic] = {}
         self.health_reader = HealthReader(cloudwatch_client) if cloudwatch_client is not None else None
         self.platform_name = platform_name
         self.journal = RolloutJournal(service.store)
@@ -108,34 +112,64 @@ class Rollouts:
 
     # ------------------------------------------------------------------ reading state
 
+    def traffic_for(self, model_name: str) -> LambdaTraffic | PolicyTraffic:
+        """The model's tier: its dedicated function when it has one, else the pool's registry policy (when
+        the platform has a pool and the model is registered)."""
+        tier = self._tiers.get(model_name)
+        if tier is not None:
+            return tier
+        try:
+            self.traffic.alias_state(model_name)
+            tier = self.traffic
+        except RolloutError:
+            if not self._pool_exists():
+                raise
+            self.service.store.summary(model_name)  # ModelNotFound: not registered either
+            tier = self.pool_traffic
+        self._tiers[model_name] = tier
+        return tier
+
+    def _pool_exists(self) -> bool:
+        pool = contract.pool_function_name(self.platform_name)
+        try:
+            self.traffic.client.get_alias(FunctionName=pool, Name=contract.ALIAS_NAME)
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
     def function_name(self, model_name: str) -> str:
-        return self.traffic.function_name(model_name)
+        return self.traffic_for(model_name).function_name(model_name)
 
     def alias_state(self, model_name: str) -> AliasState:
         """Where the model's live alias points."""
-        return self.traffic.alias_state(model_name)
+        return self.traffic_for(model_name).alias_state(model_name)
 
     def health(self, model_name: str, lambda_version: str, since: datetime) -> Health:
         """What the gate sees of one Lambda version of the model since ``since``."""
         if self.health_reader is None:
             raise RolloutError("no CloudWatch client: cannot read health metrics")
+        if isinstance(self.traffic_for(model_name), PolicyTraffic):
+            return self.health_reader.read_pooled(model_name, lambda_version, since)
         return self.health_reader.read(
             self.function_name(model_name),
             model_name,
-            self.traffic.pinned_model_version(model_name, lambda_version),
+            self.traffic_for(model_name).pinned_model_version(model_name, lambda_version),
             lambda_version,
             since,
         )
 
     def plan_move(self, model_name: str, before: AliasState, after: AliasState) -> Move:
         """The move to ``after`` with the function's provisioned and reserved concurrency, checked."""
+        traffic = self.traffic_for(model_name)
         return plan.plan_move(
             model_name,
             before,
             after,
-            wanted_provisioned=self.traffic.wanted_provisioned(model_name),
-            provisioned_now=self.traffic.provisioned(model_name),
-            reserved=self.traffic.reserved_concurrency(model_name),
+            wanted_provisioned=traffic.wanted_provisioned(model_name),
+            provisioned_now=traffic.provisioned(model_name),
+            reserved=traffic.reserved_concurrency(model_name),
         )
 
     # ------------------------------------------------------------------ plans without changes (--dry-run)
@@ -165,7 +199,7 @@ class Rollouts:
     def publish(self, model_name: str, model_version: int) -> str:
         """Verify the model version, pin it on the function and publish a Lambda version; return it."""
         self._verified(model_name, model_version)  # a tampered or missing artifact moves no traffic
-        return self.traffic.publish(model_name, model_version)
+        return self.traffic_for(model_name).publish(model_name, model_version)
 
     def deploy(self, model_name: str, model_version: int) -> str:
         """All traffic to ``model_version`` at once (platform bring-up); returns the Lambda version."""
@@ -280,7 +314,7 @@ class Rollouts:
             if self.alias_state(model_name).canary_version:
                 self.rollback(model_name, reason="interrupted", action="auto-rollback")
             state = self.alias_state(model_name)
-            pinned = self.traffic.pinned_model_version(model_name, state.stable_version)
+            pinned = self.traffic_for(model_name).pinned_model_version(model_name, state.stable_version)
             say(
                 f"interrupted: all traffic on stable Lambda version {state.stable_version} "
                 f"(model v{pinned}); canary dropped"
@@ -306,7 +340,7 @@ class Rollouts:
                     model_name,
                     role,
                     version,
-                    self.traffic.pinned_model_version(model_name, version),
+                    self.traffic_for(model_name).pinned_model_version(model_name, version),
                     round(weight, 4),
                     health.requests if health else None,
                     health.errors if health else None,
@@ -323,14 +357,14 @@ class Rollouts:
         through all of them (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html,
         https://aws.amazon.com/lambda/pricing/)."""
         state = self.alias_state(model_name)
-        needed = state.versions | set(self.traffic.provisioned(model_name))
+        needed = state.versions | set(self.traffic_for(model_name).provisioned(model_name))
         previous = self._previous_stable(model_name, state.stable_version)
         if previous:
             needed.add(previous)
-        doomed = plan.prunable(self.traffic.published_versions(model_name), needed, keep)
+        doomed = plan.prunable(self.traffic_for(model_name).published_versions(model_name), needed, keep)
         if not dry_run:
             for version in doomed:
-                self.traffic.delete_version(model_name, version)
+                self.traffic_for(model_name).delete_version(model_name, version)
         return doomed
 
     # ------------------------------------------------------------------ the steps inside
@@ -341,11 +375,12 @@ class Rollouts:
     def _move(self, move: Move) -> None:
         """Carry out a planned move: target versions Active and provisioned first, the alias pointed, then
         the provisioned concurrency of the versions it left removed (they carry no traffic any more)."""
+        traffic = self.traffic_for(move.model_name)
         for version in sorted(move.after.versions):
-            self.traffic.ensure_active(self.function_name(move.model_name), version)
-        self.traffic.provision(move.model_name, move.provisioned_after, move.provisioned_now)
-        self.traffic.set_alias(move.model_name, move.after, move.before.revision_id)
-        self.traffic.release(move.model_name, move.to_release)
+            traffic.ensure_active(traffic.function_name(move.model_name), version)
+        traffic.provision(move.model_name, move.provisioned_after, move.provisioned_now)
+        traffic.set_alias(move.model_name, move.after, move.before.revision_id)
+        traffic.release(move.model_name, move.to_release)
 
     def set_canary_weight(self, model_name: str, canary: str, percent: float) -> RolloutEvent:
         """Send ``percent`` % to ``canary``, refused unless it is still the live canary (one step of a

@@ -41,8 +41,45 @@ run "one_endpoint_per_model" {
   }
 
   assert {
-    condition     = length(aws_lambda_layer_version.framework) == 2
-    error_message = "one layer per framework in use"
+    condition     = toset(keys(aws_lambda_layer_version.framework)) == toset(["sklearn", "xgboost", "onnx"])
+    error_message = "one layer per framework in use: the models' and the pool's (onnx)"
+  }
+}
+
+run "the_pool_serves_every_other_model_behind_catch_all_routes" {
+  command = apply
+
+  assert {
+    condition     = module.pool[0].function_name == "mlp--pool" && output.pool_function.function_name == "mlp--pool"
+    error_message = "the pool's function name must follow contract.json's pool.function_name_template"
+  }
+
+  assert {
+    condition     = toset(module.api.route_keys["--pool"]) == toset(["ANY /models/{name}/{proxy+}", "ANY /models/{name}", "ANY /v2/models/{name}/{proxy+}", "ANY /v2/models/{name}", "GET /models", "GET /v2", "GET /v2/health/live", "GET /v2/health/ready", "POST /v2/repository/index"])
+    error_message = "the pool takes the model routes with {name} a parameter, and the server-wide routes"
+  }
+
+  assert {
+    condition     = length(jsondecode(module.pool[0].role_policy_json).Statement[0].Resource) == 2 && !can(jsondecode(module.pool[0].role_policy_json).Statement[0].Condition)
+    error_message = "the pool reads every model's registry items and the catalog index"
+  }
+}
+
+run "without_the_pool_no_catch_all_route_exists" {
+  command = apply
+
+  variables {
+    pool = { enabled = false }
+  }
+
+  assert {
+    condition     = length(module.pool) == 0 && !contains(keys(module.api.route_keys), "--pool") && output.pool_function == null
+    error_message = "pool.enabled = false must leave no pool function and no catch-all route"
+  }
+
+  assert {
+    condition     = toset(keys(aws_lambda_layer_version.framework)) == toset(["sklearn", "xgboost"])
+    error_message = "without the pool, only the models' layers"
   }
 }
 

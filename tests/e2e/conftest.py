@@ -44,11 +44,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def function_policy(outputs: dict, model: str, account: Account) -> dict:
-    """iam/function.json as Terraform renders it for ``model``'s execution role."""
+def function_policy(
+    outputs: dict, model: str, account: Account, document: str = "function.json", function_name: str = ""
+) -> dict:
+    """iam/function.json (or the pool's document) as Terraform renders it for a function's role."""
     arn = f"arn:{account.partition}"
     return render(
-        "function.json",
+        document,
         table_arn=f"{arn}:dynamodb:{account.region}:{account.account_id}:table/{outputs['table_name']}",
         model_name=model,
         bucket_arn=f"{arn}:s3:::{outputs['bucket_name']}",
@@ -57,26 +59,35 @@ def function_policy(outputs: dict, model: str, account: Account) -> dict:
         region=account.region,
         dns_suffix=account.dns_suffix,
         log_group_arn=f"{arn}:logs:{account.region}:{account.account_id}:log-group:/aws/lambda/"
-        f"{outputs['functions'][model]['function_name']}",
+        f"{function_name or outputs['functions'][model]['function_name']}",
     )
 
 
 def _check_function_calls(platform: LocalPlatform, log: Path) -> None:
-    """Every AWS call any model function made in the session is allowed by its role's policy."""
+    """Every AWS call any function made in the session is allowed by its role's policy: the models'
+    by iam/function.json, the pool's by iam/pool-function.json."""
     account = Account(kms_key_arn=platform.outputs["kms_key_arn"])
     calls = read_calls(log)
     problems = []
     checked = 0
-    for model, function in platform.outputs["functions"].items():
-        own = [c for c in calls if c["function"] == function["function_name"]]
+    roles = [
+        (model, function["function_name"], function_policy(platform.outputs, model, account))
+        for model, function in platform.outputs["functions"].items()
+    ]
+    pool = platform.outputs.get("pool_function")
+    if pool:
+        name = pool["function_name"]
+        roles.append(
+            ("pool", name, function_policy(platform.outputs, "pool", account, "pool-function.json", name))
+        )
+    for model, function_name, policy in roles:
+        own = [c for c in calls if c["function"] == function_name]
         checked += len(own)
-        problems += [
-            f"{model}: {p}" for p in refused(own, function_policy(platform.outputs, model, account), account)
-        ]
+        problems += [f"{model}: {p}" for p in refused(own, policy, account)]
     # breast-cancer's provisioned environment loads its model at session start: at least a GetItem and a
     # GetObject, whatever else the session ran
-    assert checked >= 2, f"only {checked} AWS calls of the model functions were recorded"
-    assert not problems, "the functions' role policy (iam/function.json) does not allow:\n" + "\n".join(
+    assert checked >= 2, f"only {checked} AWS calls of the functions were recorded"
+    assert not problems, "the functions' role policies (iam/*function.json) do not allow:\n" + "\n".join(
         problems
     )
 

@@ -266,14 +266,14 @@ EXPECTED_CODE: dict[str, str] = {
     "batch over limit": "batch_too_large",
     "body over 5 MB": "body_too_large",
     "body over 10 MB": "gateway: Request Entity Too Large",
-    "unknown model": "gateway: Not Found",
+    "unknown model": "model_not_found",  # the pool answers every name it has not got
     "unknown version": "version_not_found",
     "version zero": "version_not_found",
     "negative version": "version_not_found",
     "version not a number": "version_not_found",
     "huge version": "version_not_found",
-    "traversal in name": "gateway: Not Found",
-    "encoded traversal": "gateway: Not Found",
+    "traversal in name": "route_not_found",  # the pool's catch-all takes it; no handler route matches
+    "encoded traversal": "model_not_found",
     "traversal in version": "version_not_found",
     "unknown route under model": "route_not_found",
     "unknown top route": "gateway: Not Found",

@@ -82,7 +82,10 @@ def test_every_route_answers_like_the_model(
             assert _get(session, url).json()["ready"] is True
         missing = _post(session, f"{base}/versions/999/predict", {"instances": rows[:1].tolist()})
         assert missing.status_code == 404 and missing.json()["code"] == "version_not_found"
-        no_route = session.get(f"{running.url}/models/unknown-model/predict", timeout=30)
+        # an unregistered name reaches the pool (the catch-all routes), which knows the path: 405 for GET
+        wrong_method = session.get(f"{running.url}/models/unknown-model/predict", timeout=30)
+        assert wrong_method.status_code == 405 and wrong_method.json()["code"] == "method_not_allowed"
+        no_route = session.get(f"{running.url}/unknown-top/route", timeout=30)
         assert no_route.status_code == 404 and no_route.json() == {"message": "Not Found"}
 
 

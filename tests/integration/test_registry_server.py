@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,6 +79,16 @@ def test_cli_register_list_show(server_settings: Settings, examples: dict[str, E
     assert "registered iris version 1" in result.stdout
     models = _modelctl(server_settings, "models")
     assert "iris" in models.stdout and "LATEST_VERSION" in models.stdout
+    for name in ("iris-b", "iris-c"):
+        assert _modelctl(server_settings, "register", name, str(iris.artifact)).returncode == 0
+    first = _modelctl(server_settings, "models", "--limit", "2")
+    assert [line.split()[0] for line in first.stdout.splitlines()[1:]] == ["iris", "iris-b"]
+    assert "--next-token iris-b" in first.stderr
+    rest = _modelctl(server_settings, "--json", "models", "--limit", "2", "--next-token", "iris-b")
+    assert [m["model_name"] for m in json.loads(rest.stdout)["models"]] == ["iris-c"]
+    assert json.loads(rest.stdout)["next_token"] is None
+    assert len(_modelctl(server_settings, "models", "--all").stdout.splitlines()) == 4
+    assert _modelctl(server_settings, "models", "--limit", "5000").returncode == 2
     shown = _modelctl(server_settings, "--json", "show", "iris", "1")
     assert '"accuracy"' in shown.stdout and '"team": "ds"' in shown.stdout
     versions = _modelctl(server_settings, "versions", "iris")

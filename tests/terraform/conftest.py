@@ -22,15 +22,15 @@ def placeholder_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scanned = GlibcReport(objects=0, needs=())
     too_new = GlibcReport(1, (GlibcNeed("python/numpy/_core/_multiarray_umath.so", GlibcVersion(2, 35)),))
     builds = {
-        folder: ("python3.12", {"sklearn": scanned, "xgboost": scanned}),
-        folder / "py311": ("python3.11", {"sklearn": scanned, "xgboost": scanned}),
+        folder: ("python3.12", {"sklearn": scanned, "xgboost": scanned, "onnx": scanned}),
+        folder / "py311": ("python3.11", {"sklearn": scanned, "xgboost": scanned, "onnx": scanned}),
         # a layer the build tooling never produces: Terraform is the second line of defence
-        folder / "glibc-too-new": ("python3.12", {"sklearn": too_new, "xgboost": scanned}),
+        folder / "glibc-too-new": ("python3.12", {"sklearn": too_new, "xgboost": scanned, "onnx": scanned}),
         folder / "unscanned": ("python3.12", {}),  # a build from before the glibc scan
     }
     for target, (runtime, reports) in builds.items():
         target.mkdir(exist_ok=True)
-        for name in ("function", "layer-sklearn", "layer-xgboost"):
+        for name in ("function", "layer-sklearn", "layer-xgboost", "layer-onnx"):
             with zipfile.ZipFile(target / f"{name}.zip", "w") as archive:
                 archive.writestr("placeholder.txt", name)
         write_build_manifest(target, runtime, reports)

@@ -55,10 +55,27 @@ def test_the_default_runtime_runs_on_an_os_with_snap_start_and_a_current_glibc()
 
 
 def test_every_handler_route_is_reachable_through_an_api_route() -> None:
+    """A model's routes reach its dedicated function, and the pool's catch-all routes reach the pool for
+    any other model; a dedicated model's literal routes win over the pool's (the most specific match)."""
+    dedicated = [route_from_key(t.replace("{name}", "iris"), "mlp-iris") for t in contract.ROUTE_TEMPLATES]
+    pool_name = contract.pool_function_name("mlp")
+    pool = [route_from_key(t, pool_name) for t in (*contract.ROUTE_TEMPLATES, *contract.POOL_SERVER_ROUTES)]
+    server_wide = {
+        routes.MODELS,
+        routes.V2_SERVER,
+        routes.V2_LIVE,
+        routes.V2_READY_SERVER,
+        routes.V2_REPOSITORY_INDEX,
+    }
     for path, method in routes.METHODS.items():
-        concrete = path.replace("<name>", "iris").replace("<version>", "3")
-        api_routes = [route_from_key(t.replace("{name}", "iris")) for t in contract.ROUTE_TEMPLATES]
-        assert best_match(api_routes, method, concrete), f"{method} {path} is not routed to the function"
+        for model, function in (("iris", "mlp-iris"), ("wine", pool_name)):
+            concrete = path.replace("<name>", model).replace("<version>", "3")
+            matched = best_match([*dedicated, *pool], method, concrete)
+            assert matched, f"{method} {concrete} is not routed"
+            assert matched[0].function_name == (pool_name if path in server_wide else function), concrete
+    # mlp--pool would be the function of model "-pool", which is not a valid model name
+    colliding = contract.pool_function_name("mlp").removeprefix("mlp-")
+    assert colliding == "-pool" and not re.fullmatch(contract.MODEL_NAME_PATTERN, colliding)
 
 
 def test_layers_pin_the_versions_the_project_installs() -> None:

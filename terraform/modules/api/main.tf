@@ -1,11 +1,21 @@
 locals {
-  # One route per (model, template): the greedy {proxy+} routes are resolved inside the function.
-  routes = merge([
+  # Every function the API integrates with: the models', and the pool under a key no model can have.
+  pool_key = "--pool"
+  targets  = merge(var.models, var.pool == null ? {} : { (local.pool_key) = var.pool })
+  # One route per (model, template): the greedy {proxy+} routes are resolved inside the function. The
+  # pool's route keys are given whole; API Gateway picks the most specific route for each request
+  # (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-routes.html), so a
+  # model's literal routes win over the pool's {name} ones.
+  model_routes = merge([
     for model, _ in var.models : {
       for template in var.route_templates :
-      "${model} ${template}" => { model = model, route_key = replace(template, "{name}", model) }
+      "${model} ${template}" => { target = model, route_key = replace(template, "{name}", model) }
     }
   ]...)
+  pool_routes = var.pool == null ? {} : {
+    for key in var.pool.route_keys : "${local.pool_key} ${key}" => { target = local.pool_key, route_key = key }
+  }
+  routes = merge(local.model_routes, local.pool_routes)
 }
 
 resource "aws_apigatewayv2_api" "this" {
@@ -66,7 +76,7 @@ resource "aws_apigatewayv2_stage" "default" {
 }
 
 resource "aws_apigatewayv2_integration" "this" {
-  for_each = var.models
+  for_each = local.targets
 
   api_id                 = aws_apigatewayv2_api.this.id
   integration_type       = "AWS_PROXY"
@@ -82,13 +92,13 @@ resource "aws_apigatewayv2_route" "this" {
 
   api_id             = aws_apigatewayv2_api.this.id
   route_key          = each.value.route_key
-  target             = "integrations/${aws_apigatewayv2_integration.this[each.value.model].id}"
+  target             = "integrations/${aws_apigatewayv2_integration.this[each.value.target].id}"
   authorization_type = var.authorization_type
   authorizer_id      = var.authorization_type == "JWT" ? aws_apigatewayv2_authorizer.jwt[0].id : null
 }
 
 resource "aws_lambda_permission" "this" {
-  for_each = var.models
+  for_each = local.targets
 
   statement_id  = "AllowInvokeFrom-${var.name}"
   action        = "lambda:InvokeFunction"

@@ -14,6 +14,6 @@ output "execution_arn" {
 }
 
 output "route_keys" {
-  description = "Route keys per model."
-  value       = { for model, _ in var.models : model => [for k, r in local.routes : r.route_key if r.model == model] }
+  description = "Route keys per model (and under \"--pool\", the pool's)."
+  value       = { for target, _ in local.targets : target => [for k, r in local.routes : r.route_key if r.target == target] }
 }

@@ -141,3 +141,14 @@ variable "tags" {
     error_message = "tag keys must be at most 128 and values at most 256 characters."
   }
 }
+
+variable "pool" {
+  description = "The pooled function, when there is one: its live alias and its route keys, added as they are."
+  type = object({
+    function_name = string
+    alias_name    = string
+    alias_arn     = string
+    route_keys    = list(string)
+  })
+  default = null
+}

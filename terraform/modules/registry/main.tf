@@ -91,6 +91,20 @@ resource "aws_dynamodb_table" "this" {
     type = "N"
   }
 
+  attribute {
+    name = var.table_keys.catalog_key
+    type = "S"
+  }
+
+  # Sparse: only the models' summary items carry the catalog key, so listing models is a Query by name
+  # in pages, not a Scan of every version (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html).
+  global_secondary_index {
+    name            = var.table_keys.catalog_index
+    hash_key        = var.table_keys.catalog_key
+    range_key       = var.table_keys.partition_key
+    projection_type = "ALL"
+  }
+
   point_in_time_recovery {
     enabled = true
   }

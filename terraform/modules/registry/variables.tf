@@ -13,10 +13,12 @@ variable "name_prefix" {
 }
 
 variable "table_keys" {
-  description = "Partition and sort key names of the registry table (from model_registry/core/contract.json)."
+  description = "Partition and sort key names of the registry table, and the catalog index listing the models (from model_registry/core/contract.json)."
   type = object({
     partition_key = string
     sort_key      = string
+    catalog_index = string
+    catalog_key   = string
   })
 
   validation {

@@ -4,7 +4,7 @@ mock_provider "aws" {
 
 variables {
   name_prefix = "mlp"
-  table_keys  = { partition_key = "model_name", sort_key = "version" }
+  table_keys  = { partition_key = "model_name", sort_key = "version", catalog_index = "catalog", catalog_key = "catalog" }
 }
 
 run "encrypted_and_recoverable" {

@@ -73,3 +73,14 @@ def page_size(text: str) -> int:
     if not 1 <= value <= 1000:
         raise argparse.ArgumentTypeError(f"a page holds 1 to 1000 models, got {value}")
     return value
+
+
+def add_paging(parser: argparse.ArgumentParser, default_limit: int) -> None:
+    """``--limit`` and ``--next-token`` of the commands that page through the models."""
+    parser.add_argument(
+        "--limit",
+        type=page_size,
+        default=default_limit,
+        help=f"models per page, 1-1000 (default {default_limit})",
+    )
+    parser.add_argument("--next-token", metavar="NAME", help="the page after this model name")

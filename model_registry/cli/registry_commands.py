@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from model_registry.cli.arguments import page_size, parse_tag, positive_int
+from model_registry.cli.arguments import add_paging, parse_tag, positive_int
 from model_registry.cli.output import table
 from model_registry.core.errors import InvalidInput
 from model_registry.core.settings import Settings
@@ -244,8 +244,7 @@ def add_registry_commands(sub: Any) -> None:
         "never a table scan). POOL_VERSION is what the pooled tier serves; a model in terraform's models "
         "map is served by its own function (modelctl status).",
     )
-    models.add_argument("--limit", type=page_size, default=100, help="models per page, 1-1000 (default 100)")
-    models.add_argument("--next-token", metavar="NAME", help="the page after this model name")
+    add_paging(models, default_limit=100)
     models.add_argument("--all", action="store_true", help="every model, page after page")
     models.set_defaults(func=cmd_models)
 

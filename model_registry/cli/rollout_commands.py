@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from model_registry.cli.arguments import duration, page_size, percent, positive_int, steps
+from model_registry.cli.arguments import add_paging, duration, percent, positive_int, steps
 from model_registry.cli.output import alias_text, say, table
 from model_registry.core.errors import RegistryError
 from model_registry.core.settings import Settings
@@ -215,8 +215,7 @@ def add_rollout_commands(sub: Any) -> None:
 
     status = sub.add_parser("status", help="live versions, weights and recent traffic per model")
     status.add_argument("name", nargs="?", help="one model (default: a page of models by name)")
-    status.add_argument("--limit", type=page_size, default=50, help="models per page, without NAME")
-    status.add_argument("--next-token", metavar="NAME", help="the page after this model name")
+    add_paging(status, default_limit=50)
     status.set_defaults(func=cmd_status)
 
     prune = sub.add_parser(

@@ -1,7 +1,8 @@
-"""What the rollout gate sees of a Lambda version: requests, errors and p99 duration from CloudWatch."""
+"""What the rollout gate sees of a version: requests, errors and p99 duration from CloudWatch."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,11 +16,46 @@ else:
     CloudWatchClient = DimensionTypeDef = Any
 
 
+def _dimensions(values: Mapping[str, str]) -> list[DimensionTypeDef]:
+    return [{"Name": k, "Value": v} for k, v in values.items()]
+
+
 class HealthReader:
     """Reads the per-version metrics Lambda and the handler publish."""
 
     def __init__(self, client: CloudWatchClient) -> None:
         self.client = client
+
+    def _datapoints(
+        self,
+        namespace: str,
+        metric: str,
+        dimensions: list[DimensionTypeDef],
+        since: datetime,
+        **statistic: Any,
+    ) -> list:
+        return self.client.get_metric_statistics(
+            Namespace=namespace,
+            MetricName=metric,
+            Dimensions=dimensions,
+            StartTime=since,
+            EndTime=datetime.now(UTC) + timedelta(seconds=60),
+            Period=60,
+            **statistic,
+        )["Datapoints"]
+
+    def _sum(self, namespace: str, metric: str, dimensions: list[DimensionTypeDef], since: datetime) -> int:
+        points = self._datapoints(namespace, metric, dimensions, since, Statistics=["Sum"])
+        return int(sum(p["Sum"] for p in points))
+
+    def _p99(
+        self, namespace: str, metric: str, dimensions: list[DimensionTypeDef], since: datetime
+    ) -> float | None:
+        points = self._datapoints(namespace, metric, dimensions, since, ExtendedStatistics=["p99"])
+        values = [
+            p["ExtendedStatistics"]["p99"] for p in points if "p99" in (p.get("ExtendedStatistics") or {})
+        ]
+        return max(values) if values else None
 
     def read(
         self, function_name: str, model_name: str, model_version: str, lambda_version: str, since: datetime
@@ -33,73 +69,32 @@ class HealthReader:
         https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricStatistics.html).
         The handler's 5xx count carries the contract's dimensions (``contract.version_dimensions``).
         """
-        end = datetime.now(UTC) + timedelta(seconds=60)
-        lambda_dims: list[DimensionTypeDef] = [
-            {"Name": "FunctionName", "Value": function_name},
-            {"Name": "Resource", "Value": f"{function_name}:{contract.ALIAS_NAME}"},
-            {"Name": "ExecutedVersion", "Value": lambda_version},
-        ]
-        handler_dims: list[DimensionTypeDef] = [
-            {"Name": k, "Value": v}
-            for k, v in contract.version_dimensions(
-                model_name, model_version or "latest", lambda_version
-            ).items()
-        ]
-
-        def datapoints(
-            namespace: str, metric: str, dimensions: list[DimensionTypeDef], **statistic: Any
-        ) -> list:
-            return self.client.get_metric_statistics(
-                Namespace=namespace,
-                MetricName=metric,
-                Dimensions=dimensions,
-                StartTime=since,
-                EndTime=end,
-                Period=60,
-                **statistic,
-            )["Datapoints"]
-
-        def total(namespace: str, metric: str, dimensions: list[DimensionTypeDef]) -> int:
-            return int(sum(p["Sum"] for p in datapoints(namespace, metric, dimensions, Statistics=["Sum"])))
-
-        requests = total("AWS/Lambda", "Invocations", lambda_dims)
-        function_errors = total("AWS/Lambda", "Errors", lambda_dims)
-        server_errors = total(contract.METRICS_NAMESPACE, contract.SERVER_ERRORS_METRIC, handler_dims)
-        p99_values = [
-            p["ExtendedStatistics"]["p99"]
-            for p in datapoints("AWS/Lambda", "Duration", lambda_dims, ExtendedStatistics=["p99"])
-            if "p99" in (p.get("ExtendedStatistics") or {})
-        ]
-        return Health(requests, function_errors + server_errors, max(p99_values) if p99_values else None)
+        lambda_dims = _dimensions(
+            {
+                "FunctionName": function_name,
+                "Resource": f"{function_name}:{contract.ALIAS_NAME}",
+                "ExecutedVersion": lambda_version,
+            }
+        )
+        handler_dims = _dimensions(
+            contract.version_dimensions(model_name, model_version or "latest", lambda_version)
+        )
+        requests = self._sum("AWS/Lambda", "Invocations", lambda_dims, since)
+        errors = self._sum("AWS/Lambda", "Errors", lambda_dims, since) + self._sum(
+            contract.METRICS_NAMESPACE, contract.SERVER_ERRORS_METRIC, handler_dims, since
+        )
+        return Health(requests, errors, self._p99("AWS/Lambda", "Duration", lambda_dims, since))
 
     def read_pooled(self, model_name: str, model_version: str, since: datetime) -> Health:
         """Requests, server errors and p99 latency of one model version served by the pooled function:
         the per-version metrics the pool publishes while the model has a canary (AWS/Lambda's metrics
         are per function, and the pool's function serves every pooled model)."""
-        end = datetime.now(UTC) + timedelta(seconds=60)
-        dims: list[DimensionTypeDef] = [
-            {"Name": k, "Value": v}
-            for k, v in contract.version_dimensions(
-                model_name, model_version, contract.POOL_METRICS_FUNCTION_VERSION
-            ).items()
-        ]
-
-        def datapoints(metric: str, **statistic: Any) -> list:
-            return self.client.get_metric_statistics(
-                Namespace=contract.METRICS_NAMESPACE,
-                MetricName=metric,
-                Dimensions=dims,
-                StartTime=since,
-                EndTime=end,
-                Period=60,
-                **statistic,
-            )["Datapoints"]
-
-        requests = int(sum(p["Sum"] for p in datapoints(contract.REQUESTS_METRIC, Statistics=["Sum"])))
-        errors = int(sum(p["Sum"] for p in datapoints(contract.SERVER_ERRORS_METRIC, Statistics=["Sum"])))
-        p99_values = [
-            p["ExtendedStatistics"]["p99"]
-            for p in datapoints(contract.LATENCY_METRIC, ExtendedStatistics=["p99"])
-            if "p99" in (p.get("ExtendedStatistics") or {})
-        ]
-        return Health(requests, errors, max(p99_values) if p99_values else None)
+        dims = _dimensions(
+            contract.version_dimensions(model_name, model_version, contract.POOL_METRICS_FUNCTION_VERSION)
+        )
+        namespace = contract.METRICS_NAMESPACE
+        return Health(
+            self._sum(namespace, contract.REQUESTS_METRIC, dims, since),
+            self._sum(namespace, contract.SERVER_ERRORS_METRIC, dims, since),
+            self._p99(namespace, contract.LATENCY_METRIC, dims, since),
+        )

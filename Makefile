@@ -91,7 +91,8 @@ lint: install ## ruff (lint and format), mypy and terraform fmt
 POOL_MODELS ?= 1000
 
 bench-pool: install terraformrc build ## the pooled tier at scale: POOL_MODELS models registered, sampled, Zipf load
-	$(PY) -m tooling.pool_bench --models $(POOL_MODELS) --sample 500 --zipf-models 1000 --requests 3000
+	$(PY) -m tooling.pool_bench --models $(POOL_MODELS) --sample 500 --zipf-models 1000 --requests 3000 \
+		--pool-memory-mb 256 --cache-fraction 0.025 --markdown reports/pool_scale.md
 
 docs: install ## regenerate the inputs/outputs tables of the Terraform module READMEs
 	$(PY) -m tooling.terraform_docs

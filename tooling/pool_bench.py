@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -255,6 +256,72 @@ def _zipf(
     return result
 
 
+def markdown(report: dict[str, Any], command: str) -> str:
+    """The report as reports/pool_scale.md."""
+    z, r = report["zipf"], report
+    cache = z["cache"]
+    first, after = r["first_request_ms"], r["next_request_ms"]
+    rows = [
+        (
+            "models registered",
+            f"{r['models_in_registry']:,} ({r['models']:,} bulk + {r['distinct']} compiled)",
+        ),
+        (
+            "`register --optimize` (compile, validate, upload), per model",
+            f"{r['register_optimize_s_per_model']} s",
+        ),
+        (
+            "bulk registration (register + attach ONNX), 4 writers",
+            f"{r['bulk_register_models_per_s']} models/s ({r['bulk_register_s']} s)",
+        ),
+        ("`list_models()` (every page of the catalog index)", f"{r['list_all_models_s']} s"),
+        ("first page of 100", f"{r['first_page_of_100_ms']} ms"),
+        (
+            "`GET /models`, all pages of 1,000 through the pool",
+            f"{r['get_models_all_pages_s']} s ({r['get_models_pages']} pages)",
+        ),
+        (
+            "sample called through the platform, compared with `model.predict`",
+            f"{r['sample_called']} models, {r['sample_wrong']} wrong",
+        ),
+        (
+            "first request for a model not loaded (warm environment), p50 / p99",
+            f"{first['p50']} / {first['p99']} ms",
+        ),
+        ("the next request for it, p50 / p99", f"{after['p50']} / {after['p99']} ms"),
+        (
+            f"Zipf load: {z['requests']:,} requests over {z['models']:,} models (s = {z['s']}), 4 clients",
+            f"{z['distinct_models_called']} distinct models, {z['failed']} failed, "
+            f"p50 {z['p50_ms']} ms, p99 {z['p99_ms']} ms",
+        ),
+        (
+            "cache per environment",
+            f"{z['cache_budget_bytes']:,} bytes (ONNX forests of {min(r['onnx_bytes']):,}"
+            f"-{max(r['onnx_bytes']):,} bytes)",
+        ),
+        (
+            "cache under the Zipf load (all environments)",
+            f"hit rate {z['hit_rate']}: {cache['PoolCacheHits']} hits, {cache['PoolCacheMisses']} misses, "
+            f"{cache['PoolEvictions']} evictions",
+        ),
+        ("pool environments (busy, idle) after the load", str(z["environments"].get("mlp--pool"))),
+    ]
+    lines = [
+        "# The pooled tier at scale (local platform)",
+        "",
+        f"Written by `python -m tooling.pool_bench {command}`; one run on this machine (2 cores).",
+        "",
+        "| what | measured |",
+        "|---|---|",
+        *[f"| {label} | {value} |" for label, value in rows],
+        "",
+        "Bulk registration attaches each distinct model's ONNX form, compiled once (see the module",
+        "docstring); the per-model cost of a full `register --optimize` is the second row.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000, help="models to register (default 1000)")
@@ -267,12 +334,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-memory-mb", type=int, default=512)
     parser.add_argument("--cache-fraction", type=float, default=0.05)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench" / "pool.json")
+    parser.add_argument("--markdown", type=Path, help="also write the report as Markdown here")
+    parser.add_argument(
+        "--from-json", type=Path, help="write --markdown from an earlier run's JSON; run nothing"
+    )
     args = parser.parse_args(argv)
     args.zipf_models = min(args.zipf_models, args.models)
-    report = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str))
-    print(json.dumps(report, indent=2, default=str))
+    given = list(argv if argv is not None else sys.argv[1:])
+    for option in ("--from-json", "--markdown", "--out"):  # where the report goes is not how it was run
+        while option in given:
+            index = given.index(option)
+            del given[index : index + 2]
+    command = " ".join(given)
+    if args.from_json:
+        report = json.loads(args.from_json.read_text())
+        command = report.get("command", command)
+    else:
+        report = run(args)
+        report["command"] = command
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, default=str))
+    if args.markdown:
+        args.markdown.write_text(markdown(report, command))
+    else:
+        print(json.dumps(report, indent=2, default=str))
     return 0 if report["sample_wrong"] == 0 and report["zipf"]["failed"] == 0 else 1
 
 

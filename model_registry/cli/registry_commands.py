@@ -224,7 +224,7 @@ def add_registry_commands(sub: Any) -> None:
 
     optimize = sub.add_parser(
         "optimize",
-        help="compile a registered scikit-learn version to ONNX (validated) for faster serving",
+        help="compile a registered scikit-learn or XGBoost version to ONNX (validated): faster, and poolable",
         description=(
             "Compile version VERSION of NAME to ONNX, check that it reproduces the native model on "
             "--validation-data (same labels, probabilities within 1e-5; regression within 1e-5 relative) "

@@ -1,4 +1,4 @@
-"""``--optimize``: compile a registered scikit-learn model to ONNX, run by onnxruntime.
+"""``--optimize``: compile a registered scikit-learn or XGBoost model to ONNX, run by onnxruntime.
 
 The ONNX graph is accepted only when it reproduces the native model on a validation sample the user
 supplies: identical labels and probabilities within 1e-5 for classifiers, predictions within a relative
@@ -24,6 +24,8 @@ PROBA_ATOL = 1e-5
 REGRESSION_RTOL = 1e-5
 # ai.onnx.ml 3 is the newest tree-ensemble opset both skl2onnx and onnxruntime implement fully.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+# onnxmltools' XGBoost converter supports opsets up to 15.
+XGBOOST_OPSET = 15
 
 
 class OptimizationRejected(RegistryError):
@@ -70,11 +72,13 @@ def check_rows(rows: np.ndarray, n_features: int) -> np.ndarray:
 
 
 def to_onnx(model: LoadedModel, sample: np.ndarray) -> bytes:
-    """The ONNX graph of a scikit-learn model (estimator or pipeline), float32 input."""
+    """The ONNX graph of a scikit-learn model (estimator or pipeline, with skl2onnx) or an XGBoost booster
+    (with onnxmltools), float32 input."""
+    if model.framework == "xgboost":
+        return _xgboost_to_onnx(model, sample)
     if model.framework != "sklearn":
         raise OptimizationRejected(
-            f"--optimize compiles scikit-learn models; this one is {model.framework} "
-            "(XGBoost already predicts through its native inplace_predict)"
+            f"--optimize compiles scikit-learn and XGBoost models; this one is {model.framework}"
         )
     from skl2onnx import to_onnx as convert
 
@@ -84,6 +88,24 @@ def to_onnx(model: LoadedModel, sample: np.ndarray) -> bytes:
         graph = convert(estimator, sample[:1].astype(np.float32), options=options, target_opset=TARGET_OPSET)
     except Exception as exc:  # skl2onnx raises assorted errors for unsupported estimators
         raise OptimizationRejected(f"cannot compile {type(estimator).__name__} to ONNX: {exc}") from exc
+    return graph.SerializeToString()
+
+
+def _xgboost_to_onnx(model: LoadedModel, sample: np.ndarray) -> bytes:
+    """onnxmltools' XGBoost converter: labels are class indices, which validation compares with the
+    native labels (a model whose classes are not 0..n-1 is refused there, not served wrong)."""
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    booster: Any = model.booster  # type: ignore[attr-defined]
+    try:
+        graph = convert_xgboost(
+            booster,
+            initial_types=[("input", FloatTensorType([None, sample.shape[1]]))],
+            target_opset=XGBOOST_OPSET,
+        )
+    except Exception as exc:  # onnxmltools raises assorted errors for unsupported objectives
+        raise OptimizationRejected(f"cannot compile this XGBoost model to ONNX: {exc}") from exc
     return graph.SerializeToString()
 
 

@@ -152,8 +152,8 @@ class ModelPool:
         if not poolable(record):
             raise NotPoolable(
                 f"version {version} of {model_name!r} has no ONNX form, which is what the pooled tier "
-                f"serves: register it with --optimize (scikit-learn models), or give {model_name!r} a "
-                "dedicated function in terraform's models map"
+                "serves: register it with --optimize (scikit-learn and XGBoost models), or give "
+                f"{model_name!r} a dedicated function in terraform's models map"
             )
         assert record.optimized is not None
         loaded_record, model, timings = self.source.load(model_name, version, record)

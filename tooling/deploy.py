@@ -106,6 +106,12 @@ class Deployment:
         self._check("plan", code, output, ok=(0, 2))
         return code == 2
 
+    def plan_text(self) -> str:
+        """The output of ``terraform plan`` (for timing and reports)."""
+        code, output = self._run("plan", detailed_exitcode=IsFlagged, input=False, no_color=IsFlagged)
+        self._check("plan", code, output, ok=(0, 2))  # 2: the plan has changes
+        return output
+
     def apply(self) -> None:
         code, output = self._run("apply", skip_plan=True)
         self._check("apply", code, output)

@@ -4,7 +4,8 @@ moto stores what the AWS APIs are given but is lenient where AWS is strict; the 
 some of those rules (quotas, states, dimension sets, revision ids), so breaking one must fail a test
 here rather than on the first deployment. Each module cites the documentation of the rules it adds:
 :mod:`~local_platform.aws_rules.lambda_rules` and
-:mod:`~local_platform.aws_rules.cloudwatch_rules`. :mod:`~local_platform.aws_rules.control`
+:mod:`~local_platform.aws_rules.cloudwatch_rules`; :mod:`~local_platform.aws_rules.dynamodb_scale` keeps
+moto's DynamoDB transactions from slowing with the table's size. :mod:`~local_platform.aws_rules.control`
 is the client side of the emulator's local-only calls (what AWS services do among themselves).
 """
 
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 def install() -> None:
     """Apply every rule to moto's services (before its server starts, or in-process)."""
-    from local_platform.aws_rules import cloudwatch_rules, lambda_rules
+    from local_platform.aws_rules import cloudwatch_rules, dynamodb_scale, lambda_rules
 
     lambda_rules.install()
     cloudwatch_rules.install()
+    dynamodb_scale.install()

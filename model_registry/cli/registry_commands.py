@@ -200,7 +200,7 @@ def add_registry_commands(sub: Any) -> None:
     )
     register.add_argument("name", help="model name: lower-case letters, digits, dashes")
     register.add_argument(
-        "artifact", help="model file: .skops, .joblib (if pickle is allowed), XGBoost .json/.ubj"
+        "artifact", help="model file: .skops, .joblib (pickle, if allowed), XGBoost .json/.ubj, LightGBM .txt"
     )
     register.add_argument(
         "--framework", choices=REGISTRABLE_FRAMEWORKS, help="expected framework (default: detected)"

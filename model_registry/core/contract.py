@@ -42,6 +42,8 @@ ARTIFACT_PREFIX: str = _CONTRACT["artifact_prefix"]
 MODEL_NAME_PATTERN: str = _CONTRACT["model_name_pattern"]
 LAYER_FRAMEWORKS: tuple[str, ...] = tuple(_CONTRACT["frameworks"]["layers"])
 REGISTRABLE_FRAMEWORKS: tuple[str, ...] = tuple(_CONTRACT["frameworks"]["registrable"])
+# Registrable without a layer of their own: served through their ONNX form only.
+ONNX_ONLY_FRAMEWORKS: tuple[str, ...] = tuple(_CONTRACT["frameworks"]["onnx_only"])
 DEPLOYMENT_PREFIX: str = _CONTRACT["deployment_prefix"]
 ALIAS_NAME: str = _CONTRACT["alias_name"]
 ENV_PLATFORM_NAME = ENV["platform_name"]

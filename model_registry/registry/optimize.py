@@ -1,4 +1,4 @@
-"""``--optimize``: compile a registered scikit-learn or XGBoost model to ONNX, run by onnxruntime.
+"""``--optimize``: compile a registered scikit-learn, XGBoost or LightGBM model to ONNX, run by onnxruntime.
 
 The ONNX graph is accepted only when it reproduces the native model on a validation sample the user
 supplies: identical labels and probabilities within 1e-5 for classifiers, predictions within a relative
@@ -24,8 +24,8 @@ PROBA_ATOL = 1e-5
 REGRESSION_RTOL = 1e-5
 # ai.onnx.ml 3 is the newest tree-ensemble opset both skl2onnx and onnxruntime implement fully.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
-# onnxmltools' XGBoost converter supports opsets up to 15.
-XGBOOST_OPSET = 15
+# onnxmltools' XGBoost and LightGBM converters support opsets up to 15.
+BOOSTER_OPSET = 15
 
 
 class OptimizationRejected(RegistryError):
@@ -72,13 +72,13 @@ def check_rows(rows: np.ndarray, n_features: int) -> np.ndarray:
 
 
 def to_onnx(model: LoadedModel, sample: np.ndarray) -> bytes:
-    """The ONNX graph of a scikit-learn model (estimator or pipeline, with skl2onnx) or an XGBoost booster
-    (with onnxmltools), float32 input."""
-    if model.framework == "xgboost":
-        return _xgboost_to_onnx(model, sample)
+    """The ONNX graph of a scikit-learn model (estimator or pipeline, with skl2onnx) or an XGBoost or
+    LightGBM booster (with onnxmltools), float32 input."""
+    if model.framework in ("xgboost", "lightgbm"):
+        return _booster_to_onnx(model, sample)
     if model.framework != "sklearn":
         raise OptimizationRejected(
-            f"--optimize compiles scikit-learn and XGBoost models; this one is {model.framework}"
+            f"--optimize compiles scikit-learn, XGBoost and LightGBM models; this one is {model.framework}"
         )
     from skl2onnx import to_onnx as convert
 
@@ -91,21 +91,21 @@ def to_onnx(model: LoadedModel, sample: np.ndarray) -> bytes:
     return graph.SerializeToString()
 
 
-def _xgboost_to_onnx(model: LoadedModel, sample: np.ndarray) -> bytes:
-    """onnxmltools' XGBoost converter: labels are class indices, which validation compares with the
-    native labels (a model whose classes are not 0..n-1 is refused there, not served wrong)."""
-    from onnxmltools import convert_xgboost
+def _booster_to_onnx(model: LoadedModel, sample: np.ndarray) -> bytes:
+    """onnxmltools' XGBoost and LightGBM converters: labels are class indices, which validation compares
+    with the native labels (a model whose classes are not 0..n-1 is refused there, not served wrong)."""
+    from onnxmltools import convert_lightgbm, convert_xgboost
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     booster: Any = model.booster  # type: ignore[attr-defined]
+    inputs = [("input", FloatTensorType([None, sample.shape[1]]))]
     try:
-        graph = convert_xgboost(
-            booster,
-            initial_types=[("input", FloatTensorType([None, sample.shape[1]]))],
-            target_opset=XGBOOST_OPSET,
-        )
+        if model.framework == "lightgbm":
+            graph = convert_lightgbm(booster, initial_types=inputs, target_opset=BOOSTER_OPSET, zipmap=False)
+        else:
+            graph = convert_xgboost(booster, initial_types=inputs, target_opset=BOOSTER_OPSET)
     except Exception as exc:  # onnxmltools raises assorted errors for unsupported objectives
-        raise OptimizationRejected(f"cannot compile this XGBoost model to ONNX: {exc}") from exc
+        raise OptimizationRejected(f"cannot compile this {model.framework} model to ONNX: {exc}") from exc
     return graph.SerializeToString()
 
 

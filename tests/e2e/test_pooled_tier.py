@@ -82,6 +82,17 @@ def test_a_model_registered_after_the_apply_is_served_by_the_pool(
         f"{running.url}/models/no-such-model/predict", json={"instances": [[1.0]]}, timeout=30
     )
     assert unknown.status_code == 404
+    # LightGBM has no layer: its ONNX form is what the pool (onnx layer only) runs
+    import lightgbm as lgb
+
+    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1}, lgb.Dataset(X, Y), 20)
+    booster.save_model(str(tmp_path / "wine-lgb.txt"))
+    service.register("wine-lgb", tmp_path / "wine-lgb.txt", progress=False, optimize_rows=X)
+    lgb_answer = requests.post(
+        f"{running.url}/models/wine-lgb/predict", json={"instances": rows.tolist()}, timeout=30
+    )
+    assert lgb_answer.status_code == 200, lgb_answer.text
+    assert lgb_answer.json()["predictions"] == booster.predict(rows).argmax(axis=1).tolist()
     # a dedicated model's literal routes still win: its own function answers, with its pinned version
     iris = requests.get(f"{running.url}/models/iris", timeout=30)
     assert iris.status_code == 200 and iris.json()["pinned_version"] == str(running.versions["iris"])
@@ -164,3 +175,35 @@ def test_pooled_models_change_no_terraform_resource(running: RunningPlatform, tm
         f"{running.url}/models/no-apply/predict", json={"instances": X[:1].tolist()}, timeout=30
     ).ok
     assert running.platform.deployment.plan() is False
+
+
+def test_the_gate_of_a_pooled_canary_reads_its_per_version_metrics(
+    running: RunningPlatform, tmp_path: Path
+) -> None:
+    """A progressive rollout of a pooled model: the pool publishes Requests, ServerErrors and Latency per
+    model version while the canary runs, the gate reads them from CloudWatch and promotes it."""
+    from model_registry.rollout import Gate
+    from tests.e2e.test_rollouts_live import Load
+
+    service = RegistryService.from_settings(running.settings)
+    _register(service, tmp_path, "pooled-gate", 1.0)
+    second, _ = _register(service, tmp_path, "pooled-gate", 0.2)
+    rollouts = _rollouts(running)
+    messages: list[str] = []
+    try:
+        with Load(f"{running.url}/models/pooled-gate/predict", {"instances": X[:1].tolist()}, clients=2):
+            result = rollouts.progressive(
+                "pooled-gate",
+                second.version,
+                [50, 100],
+                interval_s=8,
+                gate=Gate(max_error_rate=0.01, max_p99_ms=5000, min_requests=5),
+                say=messages.append,
+                poll_s=1.0,
+            )
+    finally:
+        print("\n".join(messages))
+    assert (result.outcome, result.lambda_version) == ("promoted", str(second.version))
+    judged = [m for m in messages if m.startswith("  canary:")]
+    assert judged and int(judged[-1].split()[1]) >= 5 and ", p99 " in judged[-1]  # the pool's own metrics
+    assert service.store.summary("pooled-gate").policy.stable == second.version

@@ -129,3 +129,27 @@ def test_cli_register_optimize_and_optimize_later(
     later = _modelctl(server_settings, "optimize", "iris", "1", "--validation-data", str(npy))
     assert later.returncode == 0, later.stderr
     assert RegistryService.from_settings(server_settings).store.get_version("iris", 1).optimized is not None
+
+
+def test_a_lightgbm_model_registers_from_its_text_format_and_serves_as_onnx(
+    server_settings: Settings, tmp_path
+) -> None:
+    """LightGBM has no layer: registered natively, it is served through its validated ONNX form."""
+    import lightgbm as lgb
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    booster = lgb.train({"objective": "multiclass", "num_class": 3, "verbose": -1}, lgb.Dataset(X, y), 20)
+    path = tmp_path / "wine.txt"
+    booster.save_model(str(path))
+    service = RegistryService.from_settings(server_settings)
+    record = service.register("wine-lgb", path, optimize_rows=X, progress=False)
+    assert (record.framework, record.artifact_format, record.signature.classes) == (
+        "lightgbm",
+        "lightgbm-txt",
+        [0, 1, 2],
+    )
+    assert record.optimized is not None and record.optimized.max_abs_diff <= 1e-5
+    _, model, _ = service.load("wine-lgb", 1)
+    assert model.framework == "onnx"
+    np.testing.assert_array_equal(model.predict(X), booster.predict(X).argmax(axis=1))

@@ -161,6 +161,8 @@ def test_the_framework_lists_are_the_contracts() -> None:
     )
     assert LAYER_FRAMEWORKS == contract.LAYER_FRAMEWORKS
     assert {f.framework for f in FORMATS.values()} == set(REGISTRABLE_FRAMEWORKS)
-    assert set(contract.LAYER_FRAMEWORKS) == set(REGISTRABLE_FRAMEWORKS) | set(OPTIMIZED_FORMATS)
+    assert set(contract.LAYER_FRAMEWORKS) | set(contract.ONNX_ONLY_FRAMEWORKS) == set(
+        REGISTRABLE_FRAMEWORKS
+    ) | set(OPTIMIZED_FORMATS)
     for framework in contract.LAYER_FRAMEWORKS:
         assert requirements_file(framework).exists(), framework

@@ -56,6 +56,9 @@ FORMATS: dict[str, ArtifactFormat] = {
         ArtifactFormat(
             "xgboost-ubj", "xgboost", "ubj", "model_registry.serving.loaders.xgboost:load_booster", True
         ),
+        ArtifactFormat(
+            "lightgbm-txt", "lightgbm", "txt", "model_registry.serving.loaders.lightgbm:load_lightgbm", True
+        ),
     )
 }
 # Frameworks a model is registered with (detected from the artifact): the contract's list, which the
@@ -83,12 +86,15 @@ def detect_format(data: bytes, filename: str = "") -> ArtifactFormat:
             return FORMATS["xgboost-json"]
         if document is None and b"learner" in head:
             return FORMATS["xgboost-ubj"]
+    if head.startswith(b"tree\nversion="):  # LightGBM's text format
+        return FORMATS["lightgbm-txt"]
     pickle_name = filename.endswith((".joblib", ".pkl", ".pickle"))
     if head.startswith(b"\x80") or (pickle_name and head.startswith(_COMPRESSED_MAGIC)):
         return FORMATS["joblib"]
     where = f" for {filename}" if filename else ""
     raise UnsupportedFormat(
-        f"unrecognised artifact format{where}: expected skops, joblib/pickle, or XGBoost JSON/UBJ"
+        f"unrecognised artifact format{where}: expected skops, joblib/pickle, XGBoost JSON/UBJ or "
+        "LightGBM text"
     )
 
 
@@ -122,6 +128,6 @@ def load_model(
 def runtime_available(artifact_format: str) -> bool:
     """Whether this process can load ``artifact_format`` (its framework is installed)."""
     fmt = FORMATS.get(artifact_format) or OPTIMIZED_FORMATS.get(artifact_format)
-    runtimes = {"onnx": "onnxruntime", "sklearn": "sklearn", "xgboost": "xgboost"}
+    runtimes = {"onnx": "onnxruntime", "sklearn": "sklearn", "xgboost": "xgboost", "lightgbm": "lightgbm"}
     module = runtimes.get(fmt.framework) if fmt else None
     return module is not None and importlib.util.find_spec(module) is not None

@@ -26,6 +26,7 @@ class OnnxModel:
         # One thread: batch-1 latency is best without thread hand-offs, and Lambda gives ~1 vCPU per 1.8 GB.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: converters' declared shapes draw a warning per run
         try:
             self.session: Any = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types

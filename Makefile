@@ -74,6 +74,9 @@ bench: install terraformrc build ## benchmarks: handler overhead, cold start, da
 	$(PY) -m tooling.bench_report
 	@echo "fuzzing the request codecs: $(FUZZ_EXAMPLES) cases per strategy (make test runs 300)"
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/integration/test_bad_input.py -k fuzzed -q -p no:cacheprovider
+	@echo "the pooled tier: 1,000 models (make bench-pool POOL_MODELS=10000 wrote reports/pool_scale.md)"
+	$(PY) -m tooling.pool_bench --models 1000 --sample 500 --zipf-models 1000 --requests 3000 \
+		--pool-memory-mb 256 --cache-fraction 0.025 --out $(BUILD)/bench/pool.json --markdown $(BUILD)/bench/pool_scale.md
 	@echo "sustained load: 300 s (make test runs 30 s)"
 	SOAK_SECONDS=300 $(PY) -m pytest tests/e2e/test_sustained_load.py -q -s -p no:cacheprovider
 	@echo "raw HTTP requests against the local front end: $$(( $(FUZZ_EXAMPLES) / 2 )) cases (make test runs 150)"

@@ -29,28 +29,9 @@ def _items(client) -> dict:  # type: ignore[no-untyped-def]
     return {i["pk"]["S"]: i for i in client.scan(TableName="t")["Items"]}
 
 
-def test_a_cancelled_transaction_changes_nothing(table) -> None:  # type: ignore[no-untyped-def]
-    before = _items(table)
-    with pytest.raises(ClientError, match="TransactionCanceled"):
-        table.transact_write_items(
-            TransactItems=[
-                {"Put": {"TableName": "t", "Item": {"pk": {"S": "v2"}}}},
-                {
-                    "Update": {
-                        "TableName": "t",
-                        "Key": {"pk": {"S": "summary"}},
-                        "UpdateExpression": "SET latest = :new",
-                        "ConditionExpression": "latest = :expected",
-                        "ExpressionAttributeValues": {":new": {"N": "2"}, ":expected": {"N": "7"}},
-                    }
-                },
-            ]
-        )
-    assert _items(table) == before  # the Put that ran first was taken back
-
-
-def test_a_committed_transaction_writes_every_item(table) -> None:  # type: ignore[no-untyped-def]
-    table.transact_write_items(
+def _register_v2(client, expected_latest: str) -> None:  # type: ignore[no-untyped-def]
+    """A registration's transaction: the new item, and the summary conditional on the latest it read."""
+    client.transact_write_items(
         TransactItems=[
             {"Put": {"TableName": "t", "Item": {"pk": {"S": "v2"}}}},
             {
@@ -59,10 +40,21 @@ def test_a_committed_transaction_writes_every_item(table) -> None:  # type: igno
                     "Key": {"pk": {"S": "summary"}},
                     "UpdateExpression": "SET latest = :new",
                     "ConditionExpression": "latest = :expected",
-                    "ExpressionAttributeValues": {":new": {"N": "2"}, ":expected": {"N": "1"}},
+                    "ExpressionAttributeValues": {":new": {"N": "2"}, ":expected": {"N": expected_latest}},
                 }
             },
         ]
     )
+
+
+def test_a_cancelled_transaction_changes_nothing(table) -> None:  # type: ignore[no-untyped-def]
+    before = _items(table)
+    with pytest.raises(ClientError, match="TransactionCanceled"):
+        _register_v2(table, expected_latest="7")
+    assert _items(table) == before  # the Put that ran first was taken back
+
+
+def test_a_committed_transaction_writes_every_item(table) -> None:  # type: ignore[no-untyped-def]
+    _register_v2(table, expected_latest="1")
     items = _items(table)
     assert set(items) == {"summary", "v2"} and items["summary"]["latest"] == {"N": "2"}

@@ -197,7 +197,9 @@ def _zipf(
     weights = 1 / ranks**args.zipf_s
     weights /= weights.sum()
     picks = np.random.default_rng(11).choice(args.zipf_models, size=args.requests, p=weights)
-    since = datetime.now(UTC) - timedelta(seconds=5)
+    # CloudWatch sums whole minutes: start on a fresh minute so the counters hold this load only.
+    time.sleep(60 - datetime.now(UTC).second + 1)
+    since = datetime.now(UTC).replace(second=0, microsecond=0)
     latencies: list[float] = []
     failures = [0]
 

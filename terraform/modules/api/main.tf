@@ -95,6 +95,11 @@ resource "aws_apigatewayv2_route" "this" {
   target             = "integrations/${aws_apigatewayv2_integration.this[each.value.target].id}"
   authorization_type = var.authorization_type
   authorizer_id      = var.authorization_type == "JWT" ? aws_apigatewayv2_authorizer.jwt[0].id : null
+
+  # A route that exists before API Gateway may invoke its function answers 500 (invalid permissions):
+  # routes are created after the permissions, and destroyed before them. A model moving into the
+  # dedicated tier is answered by the pool until its own route can reach its function.
+  depends_on = [aws_lambda_permission.this]
 }
 
 resource "aws_lambda_permission" "this" {

@@ -15,6 +15,9 @@
   ``AWS/Lambda`` with the ``X-Local-Aws-Service`` header, which only the emulator's own AWS services
   may send.
 - ``Values`` holds at most 150 values per datum (PutMetricData, MetricDatum.Values).
+- A dimension's value is 1 to 1024 characters
+  (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_Dimension.html): the pooled
+  function, which has no model name of its own, publishes its aggregate under ``(pool)``.
 """
 
 from __future__ import annotations
@@ -171,6 +174,12 @@ def _install_namespaces() -> None:
                     f"The collection MetricData.member.{index}.Values must not have a size greater than "
                     f"{MAX_VALUES_PER_DATUM}."
                 )
+            for dimension in datum.get("Dimensions") or []:
+                if not dimension.get("Value"):  # Dimension.Value: minimum length 1
+                    raise _invalid(
+                        f"The parameter MetricData.member.{index}.Dimensions.member.Value must not be empty "
+                        f"(dimension {dimension.get('Name')!r})."
+                    )
         return put(self, namespace, metric_data, **kwargs)
 
     def put_metric_data_response(self: Any) -> Any:

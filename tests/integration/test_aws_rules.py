@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
 
 from local_platform.aws_rules.control import AWS_SERVICE_HEADER, set_version_state
@@ -153,6 +154,25 @@ def test_at_most_150_values_per_datum(cloudwatch: object) -> None:
             cloudwatch, f"Rules{uuid.uuid4().hex[:8]}", {"FunctionName": "f"}, [float(v) for v in range(151)]
         )
     assert _code(refused) == "InvalidParameterValue"
+
+
+def test_a_dimension_value_is_never_empty(cloudwatch: object) -> None:
+    """Why the pooled function (MODEL_NAME "") publishes its aggregate under model "(pool)". botocore
+    refuses it before sending; the emulator refuses it too, for a caller that skips that check."""
+    from botocore.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="Value"):
+        _datums(cloudwatch, f"Rules{uuid.uuid4().hex[:8]}", {"model": ""}, [1.0])
+    unvalidated = boto3.client(
+        "cloudwatch",
+        endpoint_url=cloudwatch.meta.endpoint_url,  # type: ignore[attr-defined]
+        region_name="us-east-1",
+        config=Config(parameter_validation=False),
+    )
+    with pytest.raises(ClientError) as refused:
+        _datums(unvalidated, f"Rules{uuid.uuid4().hex[:8]}", {"model": ""}, [1.0])
+    assert _code(refused) == "InvalidParameterValue"
+    _datums(cloudwatch, f"Rules{uuid.uuid4().hex[:8]}", {"model": "(pool)"}, [1.0])
 
 
 # --------------------------------------------------------------------------- Lambda: concurrency

@@ -98,7 +98,10 @@ resource "aws_apigatewayv2_route" "this" {
 
   # A route that exists before API Gateway may invoke its function answers 500 (invalid permissions):
   # routes are created after the permissions, and destroyed before them. A model moving into the
-  # dedicated tier is answered by the pool until its own route can reach its function.
+  # dedicated tier is answered by the pool until its own route can reach its function. (API Gateway invokes a
+  # Lambda integration only with the function's resource-based permission:
+  # https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html;
+  # the local data plane enforces it, tests/e2e/test_lambda_limits.py.)
   depends_on = [aws_lambda_permission.this]
 }
 

@@ -397,7 +397,7 @@ def list_models() -> Response:
             {
                 "name": m.model_name,
                 "latest_version": str(m.latest_version),
-                "serving_version": str(m.policy.stable or m.latest_version),
+                "serving_version": str(m.serving_version),
                 "canary_version": str(m.policy.canary) if m.policy.canary else None,
                 "canary_weight": m.policy.canary_weight,
             }
@@ -444,7 +444,7 @@ def v2_repository_index() -> Response:
         )
     index = []
     for model in pool.source.store.list_models():
-        version = model.policy.stable or model.latest_version
+        version = model.serving_version
         ready = version in model.onnx_versions
         if request.get("ready") and not ready:
             continue

@@ -111,7 +111,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         {
             "model_name": m.model_name,
             "latest_version": m.latest_version,
-            "pool_version": m.policy.stable or m.latest_version,
+            "pool_version": m.serving_version,
             "pool_canary": f"v{m.policy.canary}@{m.policy.canary_weight:.0%}" if m.policy.canary else "",
             "updated_at": m.updated_at,
         }

@@ -117,6 +117,12 @@ class ModelSummary:
             onnx_versions=frozenset(int(v) for v in item.get("onnx_versions", ())),
         )
 
+    @property
+    def serving_version(self) -> int:
+        """The version unversioned requests get outside a canary: the policy's stable version, else the
+        latest (models registered before policies existed)."""
+        return self.policy.stable or self.latest_version
+
 
 @dataclass(frozen=True)
 class ModelPage:

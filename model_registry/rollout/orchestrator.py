@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from model_registry.core import contract
-from model_registry.core.errors import ConflictError, RolloutError
+from model_registry.core.errors import ConflictError, RegistryError, RolloutError
 from model_registry.core.records import utc_now
 from model_registry.registry.service import RegistryService
 from model_registry.registry.store import RolloutJournal
@@ -381,6 +381,30 @@ class Rollouts:
         traffic.provision(move.model_name, move.provisioned_after, move.provisioned_now)
         traffic.set_alias(move.model_name, move.after, move.before.revision_id)
         traffic.release(move.model_name, move.to_release)
+        if isinstance(traffic, LambdaTraffic):
+            self._follow_in_registry(traffic, move.model_name, move.after)
+
+    def _follow_in_registry(self, traffic: LambdaTraffic, model_name: str, state: AliasState) -> None:
+        """Record a dedicated model's live versions as its registry traffic policy: the pool serves a
+        drained model, and a new function serves its model before the first rollout, by that policy."""
+        stable = traffic.pinned_model_version(model_name, state.stable_version)
+        canary = (
+            traffic.pinned_model_version(model_name, state.canary_version) if state.canary_version else ""
+        )
+        if not stable.isdigit() or not (canary == "" or canary.isdigit()):
+            return  # a version that serves the policy's own choice ("latest"): nothing to record
+        try:
+            changed = self.pool_traffic.follow(
+                model_name, int(stable), int(canary) if canary else None, state.canary_weight
+            )
+        except RegistryError as exc:  # the alias moved; the policy catches up on the next move
+            self.say(f"  the registry's traffic policy of {model_name} was not updated: {exc}")
+            return
+        if changed:
+            self.say(
+                f"  registry traffic policy of {model_name}: stable v{stable}"
+                + (f", canary v{canary} at {state.canary_weight:.0%}" if canary else "")
+            )
 
     def set_canary_weight(self, model_name: str, canary: str, percent: float) -> RolloutEvent:
         """Send ``percent`` % to ``canary``, refused unless it is still the live canary (one step of a

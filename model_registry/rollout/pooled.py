@@ -35,7 +35,7 @@ class PolicyTraffic:
         summary = self.store.summary(model_name)
         policy = summary.policy
         return AliasState(
-            str(policy.stable or summary.latest_version),
+            str(summary.serving_version),
             str(policy.canary) if policy.canary else None,
             policy.canary_weight if policy.canary else 0.0,
             str(policy.revision),
@@ -69,6 +69,21 @@ class PolicyTraffic:
             self.store.set_policy(model_name, policy, expected_revision=int(revision_id or 0))
         except ConflictError as exc:
             raise RolloutError(exc.message) from exc
+
+    def follow(self, model_name: str, stable: int, canary: int | None, canary_weight: float) -> bool:
+        """Make the policy name the versions a dedicated model's alias serves, so the pool serves the same
+        ones if the model leaves its function (``drain`` in terraform's models map). Whether it changed."""
+        summary = self.store.summary(model_name)
+        wanted = TrafficPolicy(stable, canary, round(canary_weight, 4) if canary else 0.0)
+        current = summary.policy
+        if (current.stable, current.canary, round(current.canary_weight, 4)) == (
+            wanted.stable,
+            wanted.canary,
+            wanted.canary_weight,
+        ):
+            return False
+        self.store.set_policy(model_name, wanted, expected_revision=current.revision)
+        return True
 
     # Pooled models have no Lambda versions of their own: no provisioned concurrency, nothing to prune.
 

@@ -126,7 +126,9 @@ class ModelServer:
         try:
             version = self.pin
             if version is None:
-                version = self.service.store.latest_version(self.model_name).version
+                # Before a rollout pins a version, serve what the registry's traffic policy names (the
+                # version the pool serves): a model moving into the dedicated tier keeps its version.
+                version = self.service.store.summary(self.model_name).serving_version
             record, model, timings = self.service.load(self.model_name, version)
         except RegistryError as exc:
             self.load_failed(exc)

@@ -28,6 +28,9 @@ from local_platform.runtime import VersionSpec
 from model_registry.core import contract
 
 LOG = logging.getLogger("dataplane")
+# A stage serves a deployment, a snapshot of the API that takes effect after a change
+# (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-stages.html): routes are read at
+# most this often, so for a moment requests still reach a removed route's target, as on AWS.
 ROUTES_TTL_S = 2.0
 ALIAS_TTL_S = 0.2
 CONCURRENCY_TTL_S = 5.0

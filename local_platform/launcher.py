@@ -129,7 +129,7 @@ def local_platform(
         )
         say("terraform init + apply (the same root module as AWS) ...")
         deployment.init()
-        deployment.apply()
+        deployment.apply(say=say)
         outputs = deployment.outputs()
         say(
             f"applied: table {outputs['table_name']}, bucket {outputs['bucket_name']}, "

@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Run terraform init/plan/apply/destroy/output on terraform/ against AWS or the local emulator."""
+"""Run terraform init/plan/apply/destroy/output on terraform/ against AWS or the local emulator.
+
+apply saves a plan, checks how it moves models between the dedicated tier and the pool (see
+tooling/tier_moves.py: a model leaves its function in two applies, drain = true first), and applies
+exactly that plan."""
 
 from __future__ import annotations
 
@@ -24,6 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--var-file", type=Path, action="append", default=[], help="extra .tfvars (repeatable)"
     )
+    parser.add_argument(
+        "--allow-interruption",
+        action="store_true",
+        help="apply even when the plan moves models between the dedicated tier and the pool in a way that "
+        "can fail requests (a model's routes and function removed together, a canary in flight, a version "
+        "the pool cannot run); without it such a plan is refused and nothing is applied",
+    )
     args = parser.parse_args(argv)
     try:
         deployment = Deployment(
@@ -37,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "plan":
             print("changes pending" if deployment.plan() else "no changes")
         elif args.command == "apply":
-            deployment.apply()
+            deployment.apply(allow_interruption=args.allow_interruption)
         elif args.command == "destroy":
             deployment.destroy()
         else:

@@ -240,6 +240,7 @@ module "api" {
       function_name = endpoint.function_name
       alias_name    = endpoint.alias_name
       alias_arn     = endpoint.alias_arn
+      routed        = !var.models[name].drain
     }
   }
   # The pool's routes: the model routes with {name} a path parameter (less specific than every model's

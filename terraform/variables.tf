@@ -73,7 +73,7 @@ variable "tags" {
 ################################################################################
 
 variable "models" {
-  description = "Models to serve, by registry name: framework (selects the layer), capacity and alarm thresholds."
+  description = "Models to serve, by registry name: framework (selects the layer), capacity and alarm thresholds. drain = true removes the model's routes but keeps its function: the pool serves the model, and requests API Gateway still routes to the function succeed. Remove the entry on a later apply."
   type = map(object({
     framework                 = string
     memory_size               = optional(number, 1024)
@@ -86,6 +86,7 @@ variable "models" {
     alarm_throttles_threshold = optional(number, 1)
     alarm_p99_duration_ms     = optional(number, 1000)
     snap_start                = optional(bool, false)
+    drain                     = optional(bool, false)
   }))
 
   validation {
@@ -153,11 +154,17 @@ variable "models" {
     error_message = "a model takes snap_start or provisioned_concurrency, not both: Lambda refuses both on one version."
   }
 
+  validation {
+    # A drained model has no routes of its own: only the pool's catch-all routes can answer it.
+    condition     = var.pool.enabled || alltrue([for m in var.models : !m.drain])
+    error_message = "drain = true hands a model's traffic to the pooled tier: enable pool (pool.enabled = true) first, or keep the model's routes."
+  }
+
   # HTTP API quotas (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html):
   # routes per API, 300 by default and raisable; integrations per API, 300 and not raisable. Every model
-  # takes one integration and length(contract routes) routes.
+  # takes one integration and (unless drained) length(contract routes) routes.
   validation {
-    condition     = length(var.models) * length(local.contract.routes) + (var.pool.enabled ? length(local.contract.routes) + length(local.contract.pool.server_routes) : 0) <= var.api_route_quota
+    condition     = length([for m in var.models : m if !m.drain]) * length(local.contract.routes) + (var.pool.enabled ? length(local.contract.routes) + length(local.contract.pool.server_routes) : 0) <= var.api_route_quota
     error_message = "the models need more routes than the API's route quota (api_route_quota, ${length(local.contract.routes)} routes per model, ${length(local.contract.routes) + length(local.contract.pool.server_routes)} for the pool): request a Service Quotas increase of \"Routes per API\" and raise api_route_quota, or split the models over two roots."
   }
 

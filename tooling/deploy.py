@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,9 @@ from python_terraform import IsFlagged, Terraform
 
 from local_platform.emulator import DUMMY_CREDENTIALS
 from model_registry.core import aws, contract
+from model_registry.registry.store import RegistryStore
+from model_registry.rollout.traffic import LambdaTraffic
+from tooling import tier_moves
 
 TERRAFORM_DIR = Path(__file__).resolve().parents[1] / "terraform"
 # Written by `make terraformrc`: a provider_installation block with the local filesystem mirror.
@@ -112,9 +117,61 @@ class Deployment:
         self._check("plan", code, output, ok=(0, 2))  # 2: the plan has changes
         return output
 
-    def apply(self) -> None:
-        code, output = self._run("apply", skip_plan=True)
-        self._check("apply", code, output)
+    def apply(self, *, allow_interruption: bool = False, say: Callable[[str], None] = print) -> None:
+        """Plan, check the plan's tier moves (:mod:`tooling.tier_moves`), then apply that saved plan.
+
+        Refused (:class:`DeployError`, nothing applied) when the plan would fail requests while models
+        move between the dedicated tier and the pool, unless ``allow_interruption``."""
+        with tempfile.TemporaryDirectory(prefix="tfplan-") as scratch:
+            plan_file = Path(scratch) / "plan.tfplan"
+            code, output = self._run("plan", out=str(plan_file), input=False)
+            self._check("plan", code, output, ok=(0, 2))
+            if code == 0:
+                return  # no changes
+            problems = self._tier_move_problems(self._show(plan_file), say)
+            if problems and not allow_interruption:
+                raise DeployError(
+                    "refused, nothing applied: the plan moves models between the tiers in a way that can "
+                    "fail requests:\n- "
+                    + "\n- ".join(problems)
+                    + "\n(--allow-interruption applies it anyway)"
+                )
+            for problem in problems:
+                say(f"applying anyway (allow_interruption): {problem}")
+            saved = Terraform(
+                working_dir=str(self.working_dir), state=str(self.state_path) if self.state_path else None
+            )
+            with self._env():
+                code, out, err = saved.apply(str(plan_file), skip_plan=True, capture_output=not self.stream)
+            self._check("apply", code, f"{out or ''}{err or ''}")
+
+    def _show(self, plan_file: Path) -> dict[str, Any]:
+        with self._env():
+            code, out, err = Terraform(working_dir=str(self.working_dir)).cmd(
+                "show", str(plan_file), json=IsFlagged, no_color=IsFlagged
+            )
+        self._check("show", code, f"{out or ''}{err or ''}")
+        return dict(json.loads(out))
+
+    def _tier_move_problems(self, plan: dict[str, Any], say: Callable[[str], None]) -> list[str]:
+        moves = tier_moves.read_plan(plan)
+        problems = tier_moves.ordering_problems(moves)
+        if not (moves.leaving or moves.arriving) or problems:
+            return problems
+        outputs = self.outputs()
+        if "table_name" not in outputs:
+            return problems  # the first apply: no registry yet, nothing served, nothing to lose
+        with self._env():
+            store = RegistryStore(
+                outputs["table_name"], aws.client("dynamodb", self.region, self._endpoint())
+            )
+            dedicated = LambdaTraffic(
+                aws.client("lambda", self.region, self._endpoint()), outputs["platform_name"]
+            )
+            return tier_moves.registry_problems(moves, store, dedicated, say)
+
+    def _endpoint(self) -> str | None:
+        return self.endpoint_url if self.target == "local" else None
 
     def destroy(self) -> None:
         code, output = self._run("destroy", force=None, auto_approve=IsFlagged)

@@ -364,3 +364,37 @@ run "an_integration_quota_past_what_aws_allows_is_refused" {
 
   expect_failures = [var.api_integration_quota]
 }
+
+# A model leaving the dedicated tier: its routes go, its function, integration and permission stay for
+# requests the API still routes to it (tooling/tier_moves.py removes the entry on a later apply).
+run "a_drained_model_keeps_its_function_but_no_route" {
+  command = apply
+
+  variables {
+    models = {
+      iris          = { framework = "sklearn", drain = true }
+      breast-cancer = { framework = "xgboost" }
+    }
+  }
+
+  assert {
+    condition     = module.api.route_keys["iris"] == [] && length(module.api.route_keys["breast-cancer"]) == 4
+    error_message = "a drained model has no route of its own; the others keep theirs"
+  }
+
+  assert {
+    condition     = contains(keys(module.model_endpoint), "iris") && contains(keys(module.api.integration_ids), "iris")
+    error_message = "a drained model keeps its function and its integration"
+  }
+}
+
+run "draining_without_the_pool_fails_at_plan" {
+  command = plan
+
+  variables {
+    models = { iris = { framework = "sklearn", drain = true } }
+    pool   = { enabled = false }
+  }
+
+  expect_failures = [var.models]
+}

@@ -30,10 +30,11 @@ def _rollouts(running: RunningPlatform) -> Rollouts:
 
 
 class Load:
-    """Clients posting to one model until stopped, recording (start, end, status, version)."""
+    """Clients posting to one model until stopped (each pausing ``pause_s`` between requests), recording
+    (start, end, status, version)."""
 
-    def __init__(self, url: str, body: dict, clients: int) -> None:
-        self.url, self.body = url, body
+    def __init__(self, url: str, body: dict, clients: int, pause_s: float = 0.0) -> None:
+        self.url, self.body, self.pause_s = url, body, pause_s
         self.records: list[tuple[float, float, int, str]] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
@@ -53,6 +54,8 @@ class Load:
                     status, version = 0, repr(exc)
                 with self._lock:
                     self.records.append((start, time.monotonic(), status, version))
+                if self.pause_s:  # leaves the cores to what runs beside the load (terraform, say)
+                    self._stop.wait(self.pause_s)
 
     def wait_for(
         self, matching: Callable[[tuple[float, float, int, str]], bool], count: int, timeout_s: float = 120

@@ -1,16 +1,23 @@
 locals {
   # Every function the API integrates with: the models', and the pool under a key no model can have.
   pool_key = "--pool"
-  targets  = merge(var.models, var.pool == null ? {} : { (local.pool_key) = var.pool })
+  targets = merge(
+    { for model, target in var.models : model => { function_name = target.function_name, alias_name = target.alias_name, alias_arn = target.alias_arn } },
+    var.pool == null ? {} : { (local.pool_key) = { function_name = var.pool.function_name, alias_name = var.pool.alias_name, alias_arn = var.pool.alias_arn } },
+  )
   # One route per (model, template): the greedy {proxy+} routes are resolved inside the function. The
   # pool's route keys are given whole; API Gateway picks the most specific route for each request
   # (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-routes.html), so a
   # model's literal routes win over the pool's {name} ones.
+  # A model leaving the dedicated tier loses its routes first (routed = false) and its function, integration
+  # and permission on a later apply: a deployment is a snapshot of the API that takes effect after the
+  # change (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-stages.html), so requests
+  # may still reach the old target for a while, and must find it there.
   model_routes = merge([
-    for model, _ in var.models : {
+    for model, target in var.models : {
       for template in var.route_templates :
       "${model} ${template}" => { target = model, route_key = replace(template, "{name}", model) }
-    }
+    } if target.routed
   ]...)
   pool_routes = var.pool == null ? {} : {
     for key in var.pool.route_keys : "${local.pool_key} ${key}" => { target = local.pool_key, route_key = key }

@@ -13,11 +13,12 @@ variable "name" {
 }
 
 variable "models" {
-  description = "Per model: the live alias ARN and function name its routes integrate with."
+  description = "Per model: the live alias ARN and function name its routes integrate with; routed = false keeps the integration and the invoke permission but no route (a model moving to the pool: requests already routed to the function still succeed)."
   type = map(object({
     function_name = string
     alias_name    = string
     alias_arn     = string
+    routed        = optional(bool, true)
   }))
 
   validation {

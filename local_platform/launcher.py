@@ -119,6 +119,10 @@ def local_platform(
             "build_dir": str(build_dir.resolve()),
             "authorization_type": "NONE",
             "lambda_runtime": runtime,
+            # No lifecycle rules on the artifact bucket: they expire replaced artifacts after 90 days, which
+            # no local run lives to see, and the AWS provider waits ~50 s for them to be consistent on every
+            # fresh apply. tests/terraform/test_apply_emulator.py applies them to the emulator.
+            "artifact_lifecycle": None,
         }
         deployment = Deployment(
             "local",

@@ -22,6 +22,7 @@ module "registry" {
   table_keys          = { partition_key = local.contract.table.partition_key, sort_key = local.contract.table.sort_key, catalog_index = local.contract.table.catalog_index, catalog_key = local.contract.table.catalog_key }
   deletion_protection = var.deletion_protection
   require_tls         = var.artifact_bucket_require_tls
+  artifact_lifecycle  = var.artifact_lifecycle
 }
 
 ################################################################################

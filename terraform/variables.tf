@@ -46,6 +46,20 @@ variable "artifact_bucket_require_tls" {
   }
 }
 
+variable "artifact_lifecycle" {
+  description = "Lifecycle rules of the artifact bucket: days until a replaced artifact version expires (90) and an incomplete multipart upload is aborted (7). null: none (the local platform, whose runs never last that long: the AWS provider waits about 50 s for the rules to be consistent)."
+  type = object({
+    noncurrent_version_expiration_days     = optional(number, 90)
+    abort_incomplete_multipart_upload_days = optional(number, 7)
+  })
+  default = {}
+
+  validation {
+    condition     = var.artifact_lifecycle == null || try(var.artifact_lifecycle.noncurrent_version_expiration_days >= 1 && var.artifact_lifecycle.abort_incomplete_multipart_upload_days >= 1, false)
+    error_message = "artifact_lifecycle days must be at least 1 (or artifact_lifecycle null: no lifecycle rules)."
+  }
+}
+
 variable "deletion_protection" {
   description = "Protect the registry table and keep a non-empty artifact bucket on destroy."
   type        = bool

@@ -42,7 +42,7 @@ class Deployment:
     region: str = "us-east-1"
     state_path: Path | None = None
     var_files: list[Path] = field(default_factory=list)
-    variables: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)  # JSON values: None is null
     working_dir: Path = TERRAFORM_DIR
     stream: bool = False
 

@@ -159,6 +159,8 @@ resource "aws_s3_bucket_public_access_block" "this" {
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  count = var.artifact_lifecycle == null ? 0 : 1
+
   bucket = aws_s3_bucket.this.id
 
   rule {
@@ -168,11 +170,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
     filter {}
 
     noncurrent_version_expiration {
-      noncurrent_days = 90
+      noncurrent_days = var.artifact_lifecycle.noncurrent_version_expiration_days
     }
 
     abort_incomplete_multipart_upload {
-      days_after_initiation = 7
+      days_after_initiation = var.artifact_lifecycle.abort_incomplete_multipart_upload_days
     }
   }
 }

@@ -53,6 +53,20 @@ variable "require_tls" {
   }
 }
 
+variable "artifact_lifecycle" {
+  description = "Lifecycle rules of the artifact bucket: days until a replaced (noncurrent) artifact version expires, and until an incomplete multipart upload is aborted. null: no lifecycle configuration."
+  type = object({
+    noncurrent_version_expiration_days     = optional(number, 90)
+    abort_incomplete_multipart_upload_days = optional(number, 7)
+  })
+  default = {}
+
+  validation {
+    condition     = var.artifact_lifecycle == null || try(var.artifact_lifecycle.noncurrent_version_expiration_days >= 1 && var.artifact_lifecycle.abort_incomplete_multipart_upload_days >= 1, false)
+    error_message = "artifact_lifecycle days must be at least 1 (or artifact_lifecycle null: no lifecycle rules)."
+  }
+}
+
 variable "kms_deletion_window_days" {
   description = "Waiting period before the platform KMS key is deleted."
   type        = number

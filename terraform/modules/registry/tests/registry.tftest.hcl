@@ -75,3 +75,25 @@ run "service_principals_follow_the_partition" {
     error_message = "log group ARNs must use the partition"
   }
 }
+
+run "replaced_artifacts_expire_unless_lifecycle_is_off" {
+  command = apply
+
+  assert {
+    condition     = one(aws_s3_bucket_lifecycle_configuration.this[0].rule).noncurrent_version_expiration[0].noncurrent_days == 90 && one(aws_s3_bucket_lifecycle_configuration.this[0].rule).abort_incomplete_multipart_upload[0].days_after_initiation == 7
+    error_message = "by default, replaced artifact versions expire after 90 days and incomplete uploads are aborted after 7"
+  }
+}
+
+run "no_lifecycle_rules_when_lifecycle_is_null" {
+  command = apply
+
+  variables {
+    artifact_lifecycle = null
+  }
+
+  assert {
+    condition     = length(aws_s3_bucket_lifecycle_configuration.this) == 0
+    error_message = "artifact_lifecycle = null must leave the bucket without lifecycle rules"
+  }
+}

@@ -33,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="apply even when the plan moves models between the dedicated tier and the pool in a way that "
         "can fail requests (a model's routes and function removed together, a canary in flight, a version "
-        "the pool cannot run); without it such a plan is refused and nothing is applied",
+        "the pool or the new function's layer cannot load); without it such a plan is refused and nothing "
+        "is applied",
     )
     args = parser.parse_args(argv)
     try:

@@ -11,7 +11,7 @@ it is applied, keep such a request from failing:
 - a model leaving its function goes to a pool that exists, with no canary in flight, to versions the pool
   can run (an ONNX form), and the registry's traffic policy names what its function served;
 - a model arriving from the pool has no canary in flight there (its new function serves only the
-  policy's stable version until a rollout).
+  policy's stable version until a rollout), and that version is one its layer can load.
 
 The plan's reading is pure (:func:`read_plan`, :func:`ordering_problems`); :func:`registry_problems`
 reads the registry and the functions' aliases and brings the policy of a leaving model in line.
@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from model_registry.core import contract
 from model_registry.core.errors import ModelNotFound, RolloutError
+from model_registry.core.records import ModelVersion
 from model_registry.registry.store import RegistryStore
 from model_registry.rollout.pooled import PolicyTraffic
 from model_registry.rollout.traffic import LambdaTraffic
@@ -47,6 +49,7 @@ class TierMoves:
     functions_removed: frozenset[str] = frozenset()
     functions_added: frozenset[str] = frozenset()
     pool_after: bool = False  # whether the pool's function exists once the plan is applied
+    frameworks: Mapping[str, str] = field(default_factory=dict)  # each model's layer in the models map
 
     @property
     def leaving(self) -> frozenset[str]:
@@ -76,12 +79,14 @@ def read_plan(plan: Mapping[str, Any]) -> TierMoves:
             sets[f"routes{sign}"].add(route.group(1))
         elif function := _FUNCTION.match(address):
             sets[f"functions{sign}"].add(function.group(1))
+    models = plan.get("variables", {}).get("models", {}).get("value") or {}
     return TierMoves(
         frozenset(sets["routes-"]),
         frozenset(sets["routes+"]),
         frozenset(sets["functions-"]),
         frozenset(sets["functions+"]),
         pool_after,
+        {name: str(entry.get("framework", "")) for name, entry in models.items()},
     )
 
 
@@ -146,4 +151,19 @@ def registry_problems(
                 f"{model}: a canary (v{summary.policy.canary}) is live in the pool; promote or roll it back "
                 "before the model gets its own function (which starts on the stable version only)"
             )
+            continue
+        layer = moves.frameworks.get(model, "")
+        record = store.get_version(model, summary.serving_version)
+        if layer and not loadable(record, layer):
+            problems.append(
+                f"{model}: version {record.version}, which the pool serves, is a {record.framework} model "
+                f"that a function with the {layer} layer cannot load: set its framework to "
+                f'"{record.framework}"' + (' (or "onnx": it has an ONNX form)' if poolable(record) else "")
+            )
     return problems
+
+
+def loadable(record: ModelVersion, layer: str) -> bool:
+    """Whether a dedicated function with ``layer`` can load this version: its own framework's layer,
+    or the ONNX layer when the version has an ONNX form."""
+    return record.framework == layer or (layer == contract.POOL_FRAMEWORK and poolable(record))

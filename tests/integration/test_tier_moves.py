@@ -70,3 +70,27 @@ def test_no_model_changes_tier_with_a_canary_in_flight(rollouts: Rollouts) -> No
     )
     [problem] = registry_problems(ARRIVING, store, rollouts.traffic, print)
     assert "a canary (v3) is live in the pool" in problem
+
+
+def test_a_model_gets_a_function_only_with_a_layer_that_loads_the_pools_version(
+    rollouts: Rollouts, examples: dict[str, ExampleModel]
+) -> None:
+    store = rollouts.service.store
+
+    def arriving(layer: str) -> list[str]:
+        moves = TierMoves(
+            routes_added=frozenset({"iris"}),
+            functions_added=frozenset({"iris"}),
+            pool_after=True,
+            frameworks={"iris": layer},
+        )
+        return registry_problems(moves, store, rollouts.traffic, print)
+
+    assert arriving("sklearn") == []
+    [problem] = arriving("xgboost")
+    assert "version 1, which the pool serves, is a sklearn model" in problem
+    assert problem.endswith('set its framework to "sklearn"')
+    assert len(arriving("onnx")) == 1  # no ONNX form yet
+    rollouts.service.optimize("iris", 1, examples["iris"].X_test)
+    assert arriving("onnx") == []
+    assert arriving("xgboost")[0].endswith('"sklearn" (or "onnx": it has an ONNX form)')

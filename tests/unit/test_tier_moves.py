@@ -42,7 +42,9 @@ def test_a_drain_a_removal_and_an_arrival_are_told_apart() -> None:
             *_routes("--pool", ["delete"]),  # the pool's own routes are no model's
         ]
     }
+    plan["variables"] = {"models": {"value": {"arriving": {"framework": "onnx", "memory_size": 1024}}}}
     moves = read_plan(plan)
+    assert moves.frameworks == {"arriving": "onnx"}
     assert moves.leaving == {"drained", "removed"}
     assert moves.arriving == {"arriving"}
     assert moves.functions_removed == {"removed"}

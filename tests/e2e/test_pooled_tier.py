@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from model_registry.core import contract
 from model_registry.registry.service import RegistryService
 from tests.e2e.conftest import RunningPlatform
-from tests.e2e.test_rollouts_live import _rollouts
+from tests.e2e.test_rollouts_live import HEALTHY, _rollouts, progressive_under_load
 
 pytestmark = pytest.mark.e2e
 X, Y = load_wine(return_X_y=True)
@@ -182,27 +182,13 @@ def test_the_gate_of_a_pooled_canary_reads_its_per_version_metrics(
 ) -> None:
     """A progressive rollout of a pooled model: the pool publishes Requests, ServerErrors and Latency per
     model version while the canary runs, the gate reads them from CloudWatch and promotes it."""
-    from model_registry.rollout import Gate
-    from tests.e2e.test_rollouts_live import Load
-
     service = RegistryService.from_settings(running.settings)
     _register(service, tmp_path, "pooled-gate", 1.0)
     second, _ = _register(service, tmp_path, "pooled-gate", 0.2)
     rollouts = _rollouts(running)
-    messages: list[str] = []
-    try:
-        with Load(f"{running.url}/models/pooled-gate/predict", {"instances": X[:1].tolist()}, clients=2):
-            result = rollouts.progressive(
-                "pooled-gate",
-                second.version,
-                [50, 100],
-                interval_s=8,
-                gate=Gate(max_error_rate=0.01, max_p99_ms=5000, min_requests=5),
-                say=messages.append,
-                poll_s=1.0,
-            )
-    finally:
-        print("\n".join(messages))
+    result, messages = progressive_under_load(
+        running, rollouts, "pooled-gate", second.version, X[:1].tolist(), HEALTHY, interval_s=8
+    )
     assert (result.outcome, result.lambda_version) == ("promoted", str(second.version))
     judged = [m for m in messages if m.startswith("  canary:")]
     assert judged and int(judged[-1].split()[1]) >= 5 and ", p99 " in judged[-1]  # the pool's own metrics

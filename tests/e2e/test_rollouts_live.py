@@ -12,7 +12,7 @@ import requests
 
 from examples.models import ExampleModel
 from model_registry.registry.service import RegistryService
-from model_registry.rollout import Gate, Rollouts
+from model_registry.rollout import Gate, ProgressiveResult, Rollouts
 from tests.e2e.conftest import RunningPlatform
 
 pytestmark = pytest.mark.e2e
@@ -81,6 +81,31 @@ class Load:
             thread.join(timeout=90)
 
 
+HEALTHY = Gate(max_error_rate=0.01, max_p99_ms=5000, min_requests=5)
+
+
+def progressive_under_load(
+    running: RunningPlatform,
+    rollouts: Rollouts,
+    model: str,
+    version: int,
+    rows: list,
+    gate: Gate,
+    interval_s: float,
+) -> tuple[ProgressiveResult, list[str]]:
+    """A progressive rollout (50 %, then 100 %) of ``version`` while 2 clients post ``rows`` to the model;
+    its result and what it said (printed, also when it fails)."""
+    messages: list[str] = []
+    try:
+        with Load(f"{running.url}/models/{model}/predict", {"instances": rows}, clients=2):
+            result = rollouts.progressive(
+                model, version, [50, 100], interval_s=interval_s, gate=gate, say=messages.append, poll_s=1.0
+            )
+    finally:
+        print("\n".join(messages))
+    return result, messages
+
+
 def test_promote_and_rollback_under_load_lose_nothing(
     running: RunningPlatform, examples: dict[str, ExampleModel]
 ) -> None:
@@ -127,20 +152,9 @@ def test_progressive_rollout_of_a_healthy_version_is_promoted(
     record = rollouts.service.register(
         "iris", iris.artifact, feature_names=iris.feature_names, description="healthy", progress=False
     )
-    messages: list[str] = []
-    try:
-        with Load(f"{running.url}/models/iris/predict", {"instances": iris.X_test[:1].tolist()}, clients=2):
-            result = rollouts.progressive(
-                "iris",
-                record.version,
-                [50, 100],
-                interval_s=6,
-                gate=Gate(max_error_rate=0.01, max_p99_ms=5000, min_requests=5),
-                say=messages.append,
-                poll_s=1.0,
-            )
-    finally:
-        print("\n".join(messages))
+    result, messages = progressive_under_load(
+        running, rollouts, "iris", record.version, iris.X_test[:1].tolist(), HEALTHY, interval_s=6
+    )
     assert result.outcome == "promoted"
     state = rollouts.alias_state("iris")
     assert (state.stable_version, state.canary_version) == (result.lambda_version, None)
@@ -159,20 +173,10 @@ def test_p99_gate_rolls_back_a_canary_slower_than_allowed(
     record = rollouts.service.register(
         "iris", iris.artifact, feature_names=iris.feature_names, description="slow", progress=False
     )
-    messages: list[str] = []
-    try:
-        with Load(f"{running.url}/models/iris/predict", {"instances": iris.X_test[:1].tolist()}, clients=2):
-            result = rollouts.progressive(
-                "iris",
-                record.version,
-                [50, 100],
-                interval_s=6,
-                gate=Gate(max_error_rate=0.5, max_p99_ms=0.01, min_requests=5),  # no request is that fast
-                say=messages.append,
-                poll_s=1.0,
-            )
-    finally:
-        print("\n".join(messages))
+    too_slow = Gate(max_error_rate=0.5, max_p99_ms=0.01, min_requests=5)  # no request is that fast
+    result, _ = progressive_under_load(
+        running, rollouts, "iris", record.version, iris.X_test[:1].tolist(), too_slow, interval_s=6
+    )
     assert result.outcome == "rolled-back" and result.reason.startswith("p99 duration")
     state = rollouts.alias_state("iris")
     assert (state.stable_version, state.canary_version) == (stable, None)

@@ -118,7 +118,7 @@ def registry_problems(
     pool = PolicyTraffic(store, dedicated.platform_name)
     for model in sorted(moves.leaving - moves.functions_removed):
         try:
-            store.summary(model)
+            summary = store.summary(model)
         except ModelNotFound:
             continue  # nothing registered: nothing served, nothing to lose
         try:
@@ -132,7 +132,7 @@ def registry_problems(
             )
             continue
         pinned = dedicated.pinned_model_version(model, state.stable_version)
-        version = int(pinned) if pinned.isdigit() else store.summary(model).serving_version
+        version = int(pinned) if pinned.isdigit() else summary.serving_version
         if not poolable(store.get_version(model, version)):
             problems.append(
                 f"{model}: version {version}, which its function serves, has no ONNX form and the pool runs "

@@ -9,6 +9,7 @@ nothing to publish, activate, provision or prune.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from model_registry.core import contract
 from model_registry.core.errors import ConflictError, RolloutError
@@ -73,14 +74,9 @@ class PolicyTraffic:
     def follow(self, model_name: str, stable: int, canary: int | None, canary_weight: float) -> bool:
         """Make the policy name the versions a dedicated model's alias serves, so the pool serves the same
         ones if the model leaves its function (``drain`` in terraform's models map). Whether it changed."""
-        summary = self.store.summary(model_name)
-        wanted = TrafficPolicy(stable, canary, round(canary_weight, 4) if canary else 0.0)
-        current = summary.policy
-        if (current.stable, current.canary, round(current.canary_weight, 4)) == (
-            wanted.stable,
-            wanted.canary,
-            wanted.canary_weight,
-        ):
+        current = self.store.summary(model_name).policy
+        wanted = TrafficPolicy(stable, canary, round(canary_weight, 4) if canary else 0.0, current.revision)
+        if replace(current, canary_weight=round(current.canary_weight, 4)) == wanted:
             return False
         self.store.set_policy(model_name, wanted, expected_revision=current.revision)
         return True

@@ -152,7 +152,7 @@ class ModelPool:
         if not poolable(record):
             raise NotPoolable(
                 f"version {version} of {model_name!r} has no ONNX form, which is what the pooled tier "
-                "serves: register it with --optimize (scikit-learn and XGBoost models), or give "
+                "serves: register it with --optimize (scikit-learn, XGBoost and LightGBM models), or give "
                 f"{model_name!r} a dedicated function in terraform's models map"
             )
         assert record.optimized is not None
